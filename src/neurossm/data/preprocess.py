@@ -1,0 +1,39 @@
+"""Per-scan preprocessing shared by every model: z-scoring, random training crops, test windows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def zscore(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Z-score each ROI over time; a constant ROI becomes zeros, not NaN."""
+    x = np.asarray(x, dtype=np.float32)
+    mean = x.mean(axis=axis, keepdims=True)
+    std = x.std(axis=axis, keepdims=True)
+    return np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0).astype(np.float32)
+
+
+def random_crop(x: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """One random window of ``length`` time points of an ``(n_rois, n_times)`` scan."""
+    n_times = x.shape[-1]
+    start = int(rng.integers(0, n_times - length + 1))
+    return x[..., start : start + length]
+
+
+def window_starts(n_times: int, length: int) -> list[int]:
+    """Starts of the test windows: non-overlapping windows of ``length``, the last one flush with the end.
+
+    Test predictions average the logits over these windows, so that a model sees at test time
+    exactly the length it was trained on and every time point counts.
+    """
+    if n_times <= length:
+        return [0]
+    starts = list(range(0, n_times - length + 1, length))
+    if starts[-1] + length < n_times:
+        starts.append(n_times - length)
+    return starts
+
+
+def windows(x: np.ndarray, length: int) -> np.ndarray:
+    """The test windows of one scan, stacked: ``(n_windows, n_rois, length)``."""
+    return np.stack([x[..., s : s + length] for s in window_starts(x.shape[-1], length)])

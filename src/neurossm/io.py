@@ -1,0 +1,91 @@
+"""Atomic file writes: a reader never sees a half-written file, a killed run leaves none.
+
+Every file neurossm writes goes through these helpers: the bytes go to a temporary file in the
+destination folder, which is then renamed over the destination (``os.replace`` is atomic on one
+file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    ``suffix`` keeps an extension on the temporary name for writers that infer the format
+    from it (nibabel's ``.nii.gz``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix is None:
+        suffix = "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def to_json(obj: Any) -> str:
+    """JSON text with sorted keys, so equal content gives byte-identical files."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return write_text(path, to_json(obj))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def write_npz(path: str | os.PathLike, **arrays: Any) -> Path:
+    """Compressed ``.npz`` written atomically (never a pickle: object arrays are refused)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return write_bytes(path, buf.getvalue())
+
+
+def write_dataframe(path: str | os.PathLike, frame: Any, sep: str = ",") -> Path:
+    """A pandas DataFrame as CSV (or TSV with ``sep='\\t'``), written atomically."""
+    return write_text(path, frame.to_csv(index=False, sep=sep, lineterminator="\n"))
