@@ -1,0 +1,233 @@
+"""One fit/predict interface over both kinds of registered model.
+
+``TorchEstimator`` trains an ``nn.Module`` on random crops with AdamW and keeps the epoch with
+the best validation score; ``FeatureEstimator`` fits a scikit-learn-style model on one random
+crop per scan. Both predict a scan by averaging over its test windows
+(:func:`neurossm.data.preprocess.windows`), so every model sees at test time the length it was
+trained on and every time point of the scan counts.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import TrainingConfig
+from ..data.preprocess import random_crop, window_starts
+from ..io import atomic_path
+from ..log import get_logger, progress
+from ..models.registry import ModelSpec
+from .metrics import classification_metrics
+
+log = get_logger(__name__)
+
+
+def resolve_device(device: str | int | None) -> torch.device:
+    """``"cpu"``, a GPU index (``0``) or ``"cuda:1"``; without CUDA, warn and use the CPU."""
+    text = str(device if device is not None else "cpu").strip().lower()
+    if text == "cpu":
+        return torch.device("cpu")
+    index = text.split(":", 1)[1] if text.startswith("cuda") and ":" in text else text.replace("cuda", "") or "0"
+    if not torch.cuda.is_available():
+        warnings.warn(f"--device {device}: CUDA is not available here; training on the CPU", stacklevel=2)
+        log.warning("--device %s: CUDA is not available; using the CPU", device)
+        return torch.device("cpu")
+    return torch.device(f"cuda:{int(index)}")
+
+
+def _window_batches(scans: Sequence[np.ndarray], length: int):
+    """All test windows of all scans, with the owning scan's index for each window."""
+    owners, wins = [], []
+    for i, x in enumerate(scans):
+        for s in window_starts(x.shape[-1], length):
+            owners.append(i)
+            wins.append(x[:, s : s + length])
+    return np.asarray(owners), wins
+
+
+def _average_by_owner(values: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((n, values.shape[1]), dtype=np.float64)
+    np.add.at(out, owners, values)
+    return out / np.bincount(owners, minlength=n)[:, None]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Estimator:
+    """Common interface: ``fit``, ``predict_logits``, ``save``/``load``, ``history``."""
+
+    checkpoint_name = "checkpoint"
+
+    def __init__(self, spec: ModelSpec, config: dict[str, Any], n_rois: int, n_classes: int,
+                 crop_length: int, training: TrainingConfig, device: torch.device, seed: int) -> None:
+        self.spec, self.config = spec, dict(config)
+        self.n_rois, self.n_classes, self.crop_length = n_rois, n_classes, crop_length
+        self.training, self.device, self.seed = training, device, seed
+        self.history: list[dict[str, float]] = []
+
+    def fit(self, X: Sequence[np.ndarray], y: np.ndarray, X_val: Sequence[np.ndarray], y_val: np.ndarray) -> "Estimator":
+        raise NotImplementedError
+
+    def predict_logits(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        return softmax(self.predict_logits(X))
+
+
+class TorchEstimator(Estimator):
+    """Mini-batch training of a registered ``nn.Module`` on random crops."""
+
+    checkpoint_name = "checkpoint.pt"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        torch.manual_seed(self.seed)
+        self.module = self.spec.build(self.n_rois, self.n_classes, self.crop_length, self.config).to(self.device)
+
+    def _loss(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        custom = getattr(self.module, "training_loss", None)
+        if custom is not None:
+            return custom(xb, yb)
+        logits = self.module(xb)
+        return F.cross_entropy(logits, yb), logits
+
+    def _lr_factor(self, step: int, total: int, warmup: int) -> float:
+        if self.training.schedule == "constant":
+            return 1.0
+        if step < warmup:
+            return (step + 1) / warmup
+        progress_frac = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress_frac)))
+
+    def _param_groups(self) -> list[dict[str, Any]]:
+        # Norms, biases and SSM parameters flagged `_no_weight_decay` (A_log, D) are not decayed.
+        decay, no_decay = [], []
+        for name, p in self.module.named_parameters():
+            if not p.requires_grad:
+                continue
+            if p.ndim < 2 or getattr(p, "_no_weight_decay", False) or name.endswith(".bias"):
+                no_decay.append(p)
+            else:
+                decay.append(p)
+        return [{"params": decay, "weight_decay": self.training.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0}]
+
+    def fit(self, X, y, X_val, y_val):
+        cfg = self.training
+        rng = np.random.default_rng(self.seed)
+        y = np.asarray(y, dtype=np.int64)
+        n = len(X)
+        steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
+        total = cfg.epochs * steps_per_epoch
+        warmup = cfg.warmup_epochs * steps_per_epoch
+        opt = torch.optim.AdamW(self._param_groups(), lr=cfg.lr)
+        best_score, best_state, best_epoch, step = -math.inf, None, 0, 0
+        for epoch in progress(range(cfg.epochs), desc="epochs", total=cfg.epochs):
+            self.module.train()
+            order = rng.permutation(n)
+            loss_sum, correct = 0.0, 0
+            for b in range(steps_per_epoch):
+                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                xb = torch.from_numpy(np.stack([random_crop(X[i], self.crop_length, rng) for i in idx]))
+                yb = torch.from_numpy(y[idx])
+                xb, yb = xb.to(self.device), yb.to(self.device)
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * self._lr_factor(step, total, warmup)
+                loss, logits = self._loss(xb, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.grad_clip)
+                opt.step()
+                step += 1
+                loss_sum += float(loss.detach()) * len(idx)
+                correct += int((logits.detach().argmax(1) == yb).sum())
+            record = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
+                      "lr": cfg.lr * self._lr_factor(max(0, step - 1), total, warmup)}
+            if len(X_val):
+                val_logits = self.predict_logits(X_val)
+                vm = classification_metrics(y_val, softmax(val_logits), self.n_classes)
+                val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(np.asarray(y_val))))
+                record.update(val_loss=val_loss, val_accuracy=vm["accuracy"],
+                              val_balanced_accuracy=vm["balanced_accuracy"])
+                score = -val_loss if cfg.select_metric == "loss" else vm["balanced_accuracy"] - 1e-6 * val_loss
+            else:
+                score = float(epoch)
+            self.history.append(record)
+            log.debug("epoch %d: %s", epoch + 1, record)
+            if score > best_score:
+                best_score, best_epoch = score, epoch
+                best_state = copy.deepcopy(self.module.state_dict())
+        for record in self.history:
+            record["selected"] = float(record["epoch"] == best_epoch + 1)
+        if best_state is not None:
+            self.module.load_state_dict(best_state)
+        return self
+
+    @torch.no_grad()
+    def predict_logits(self, X):
+        self.module.eval()
+        owners, wins = _window_batches(X, self.crop_length)
+        chunk = max(1, 2 * self.training.batch_size)
+        outs = []
+        for b in range(0, len(wins), chunk):
+            xb = torch.from_numpy(np.stack(wins[b : b + chunk])).to(self.device)
+            outs.append(self.module(xb).float().cpu().numpy())
+        return _average_by_owner(np.concatenate(outs), owners, len(X))
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(self.module.state_dict(), tmp)
+
+    def load(self, path: str | Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.module.load_state_dict(state)
+
+
+class FeatureEstimator(Estimator):
+    """A scikit-learn-style model fitted on one random crop per training scan."""
+
+    checkpoint_name = "checkpoint.npz"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model = self.spec.build(self.n_rois, self.n_classes, self.crop_length, self.config)
+
+    def fit(self, X, y, X_val, y_val):
+        rng = np.random.default_rng(self.seed)
+        crops = [random_crop(x, self.crop_length, rng) for x in X]
+        val_crops = [random_crop(x, self.crop_length, rng) for x in X_val] if len(X_val) else None
+        self.model.fit(crops, np.asarray(y), val_crops, np.asarray(y_val) if len(X_val) else None)
+        self.history = list(getattr(self.model, "history_", []))
+        return self
+
+    def predict_logits(self, X):
+        owners, wins = _window_batches(X, self.crop_length)
+        return _average_by_owner(np.asarray(self.model.predict_log_proba(wins)), owners, len(X))
+
+    def save(self, path: str | Path) -> None:
+        state = self.model.get_state()
+        from ..io import write_npz
+
+        write_npz(path, **state)
+
+    def load(self, path: str | Path) -> None:
+        with np.load(path, allow_pickle=False) as data:
+            self.model.set_state({k: data[k] for k in data.files})
+
+
+def make_estimator(spec: ModelSpec, config: dict[str, Any], **kwargs: Any) -> Estimator:
+    cls = TorchEstimator if spec.kind == "torch" else FeatureEstimator
+    return cls(spec, config, **kwargs)

@@ -1,0 +1,225 @@
+"""Cross-validation over seeds: load → split → fit → test → write, resumable fold by fold."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..config import TrainingConfig, dataset_info, training_defaults
+from ..data.scans import ScanDataset
+from ..data.splits import Split, check_disjoint, make_splits
+from ..errors import ConfigError
+from ..io import read_json, to_json, write_json
+from ..log import get_logger
+from ..models.registry import get_model
+from .estimators import make_estimator, resolve_device
+from .metrics import classification_metrics
+from .results import RunDirectory, predictions_frame
+
+log = get_logger(__name__)
+
+
+@dataclass
+class ExperimentOptions:
+    """Everything that defines a run; saved to ``config.json`` and compared on ``--resume``."""
+
+    dataset: str
+    model: str = "NeuroSSM"
+    data_root: str | None = None
+    results_root: str = "Results"
+    run_name: str | None = None
+    resume: str | None = None
+    seeds: tuple[int, ...] = (0,)
+    folds: int = 5
+    device: str = "cpu"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    crop_length: int | None = None
+    n_rois: int | None = None
+    skip_cross_validation: bool = False
+    analysis: bool = False
+    analysis_root: str = "Analysis"
+    cpa_target: str = "true"
+    preset: str | None = None
+    model_config: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+
+    # Fields that may differ between a run and its resumption without changing its results.
+    _RUNTIME = ("resume", "run_name", "results_root", "device", "analysis_root")
+
+    def fingerprint(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if k not in self._RUNTIME}
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    dataset: ScanDataset
+
+
+def load_experiment_dataset(opts: ExperimentOptions) -> ScanDataset:
+    from ..data import load_dataset
+
+    return load_dataset(opts.dataset, opts.data_root, crop_length=opts.crop_length, n_rois=opts.n_rois,
+                        **opts.dataset_options)
+
+
+def _new_run_dir(opts: ExperimentOptions, dataset_name: str, model_name: str) -> Path:
+    name = opts.run_name or datetime.now(timezone.utc).strftime("run-%Y%m%d-%H%M%S")
+    path = Path(opts.results_root) / dataset_name / model_name / name
+    if (path / "config.json").exists():
+        raise ConfigError(f"{path} already holds a run; pass --resume {path} to continue it, or another --run-name")
+    return path
+
+
+def _check_resume(run_dir: Path, opts: ExperimentOptions) -> None:
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.is_file():
+        raise ConfigError(f"--resume {run_dir}: no config.json there; is it a run folder?")
+    saved = read_json(cfg_path)["options"]
+    now = _normalise(opts.fingerprint())
+    diff = sorted(k for k in now if saved.get(k) != now[k])
+    if diff:
+        detail = "; ".join(f"{k}: run has {saved.get(k)!r}, now {now[k]!r}" for k in diff)
+        raise ConfigError(f"--resume {run_dir}: the arguments differ from the run's ({detail}); "
+                          "start it again with the same arguments")
+
+
+def _normalise(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists), for comparisons with saved files."""
+    return json.loads(to_json(obj))
+
+
+def _write_or_check_splits(rd: RunDirectory, seed: int, splits: list[Split]) -> None:
+    path = rd.splits_path(seed)
+    payload = [s.to_dict() for s in splits]
+    if path.is_file():
+        if read_json(path) != _normalise(payload):
+            raise ConfigError(f"{path}: the saved splits differ from the ones seed {seed} gives now; "
+                              "the data or the split options changed since the run started")
+    else:
+        write_json(path, payload)
+
+
+def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) -> RunResult:
+    """Run (or resume) cross-validation of ``opts.model`` on ``opts.dataset``."""
+    info = dataset_info(opts.dataset)
+    spec = get_model(opts.model)
+    model_config = spec.resolve_config(opts.model_config, opts.preset)
+    training = training_defaults(info.name, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr)
+    if opts.analysis and not getattr(spec.cls, "supports_cpa", False):
+        raise ConfigError(f"--analysis needs a model with pathways that CPA can ablate (NeuroSSM); {spec.name} has none")
+    device = resolve_device(opts.device)
+
+    if dataset is None:
+        dataset = load_experiment_dataset(opts)
+    log.info("%s: %d scans, %d subjects, %d ROIs, classes %s, crop length %d", dataset.name, len(dataset),
+             len(set(dataset.subjects.tolist())), dataset.n_rois, ", ".join(dataset.class_names),
+             dataset.crop_length)
+
+    run_dir = Path(opts.resume) if opts.resume else _new_run_dir(opts, info.name, spec.name)
+    if opts.resume:
+        _check_resume(run_dir, opts)
+    rd = RunDirectory(run_dir)
+    header = {"dataset": info.name, "model": spec.name, "run_dir": str(run_dir)}
+    config = {
+        "options": opts.fingerprint(),
+        "model": {"name": spec.name, "kind": spec.kind, "config": model_config, "reference": spec.reference},
+        "training": {**training.to_dict(), "crop_length": dataset.crop_length,
+                     "test_policy": "logits averaged over non-overlapping windows of crop_length"},
+        "dataset": {"name": info.name, "atlas": dataset.atlas, "n_rois": dataset.n_rois,
+                    "class_names": list(dataset.class_names), "target": info.target},
+        "versions": _versions(),
+    }
+    if not opts.resume:
+        write_json(run_dir / "config.json", config)
+    write_json(run_dir / "dataset.json", {**dataset.summary(),
+                                          "dropped": [dataclasses.asdict(d) for d in dataset.dropped],
+                                          "ground_truth": dataset.ground_truth})
+    log.info("run folder: %s", run_dir)
+
+    by_id = {s.scan_id: s for s in dataset.scans}
+    expected = 0
+    for seed in opts.seeds:
+        splits = make_splits(dataset, seed, opts.folds, training.val_fraction, single=opts.skip_cross_validation)
+        _write_or_check_splits(rd, seed, splits)
+        expected += len(splits)
+        for split in splits:
+            check_disjoint(dataset, split)
+            if rd.fold_done(seed, split.fold):
+                log.info("seed %d fold %d: already done, skipped", seed, split.fold)
+                continue
+            _run_fold(rd, opts, spec, model_config, training, dataset, by_id, split, device)
+    summary = rd.summarise(header, expected)
+    try:
+        from ..report import build_report
+    except ImportError:
+        build_report = None
+    if build_report is not None:
+        build_report(run_dir)
+    return RunResult(run_dir, summary, dataset)
+
+
+def _run_fold(rd: RunDirectory, opts: ExperimentOptions, spec, model_config: dict[str, Any],
+              training: TrainingConfig, dataset: ScanDataset, by_id: dict, split: Split, device) -> None:
+    t0 = time.perf_counter()
+    seed_fold = split.seed * 1000 + split.fold
+    est = make_estimator(spec, model_config, n_rois=dataset.n_rois, n_classes=dataset.n_classes,
+                         crop_length=dataset.crop_length, training=training, device=device, seed=seed_fold)
+    train = [by_id[i] for i in split.train]
+    val = [by_id[i] for i in split.val]
+    test = [by_id[i] for i in split.test]
+    log.info("seed %d fold %d: training %s on %d scans (validation %d, test %d)", split.seed, split.fold,
+             spec.name, len(train), len(val), len(test))
+    est.fit([s.timeseries for s in train], np.array([s.label for s in train]),
+            [s.timeseries for s in val], np.array([s.label for s in val]))
+    fit_seconds = time.perf_counter() - t0
+    probs = est.predict_proba([s.timeseries for s in test])
+    test_metrics = classification_metrics([s.label for s in test], probs, dataset.n_classes)
+    fold_dir = rd.fold_dir(split.seed, split.fold)
+    est.save(fold_dir / est.checkpoint_name)
+    if opts.analysis:
+        from ..explain.cpa import explain_to_files
+
+        sub = f"seed_{split.seed}" if opts.skip_cross_validation else f"seed_{split.seed}/fold_{split.fold}"
+        explain_to_files(est.module, test, dataset, Path(opts.analysis_root) / "Explainability" / dataset.name / sub,
+                         target=opts.cpa_target, crop_length=dataset.crop_length, device=device)
+    selected = [h for h in est.history if h.get("selected")]
+    metrics = {"seed": split.seed, "fold": split.fold, "test": test_metrics,
+               "n_train": len(train), "n_val": len(val), "n_test": len(test),
+               "selected_epoch": selected[0]["epoch"] if selected else None,
+               "fit_seconds": fit_seconds, "checkpoint": est.checkpoint_name}
+    rd.write_fold(split.seed, split.fold, metrics, predictions_frame(test, probs, dataset.class_names), est.history)
+    log.info("seed %d fold %d: test accuracy %.3f, balanced accuracy %.3f, ROC-AUC %.3f (%.1f s)", split.seed,
+             split.fold, test_metrics["accuracy"], test_metrics["balanced_accuracy"], test_metrics["roc_auc"],
+             time.perf_counter() - t0)
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """The short table the command line ends with."""
+    lines = [f"{summary['model']} on {summary['dataset']}: test metrics over "
+             f"{summary['n_folds_done']} fold(s), mean ± std"]
+    for k, v in summary["test"].items():
+        lines.append(f"  {k:<18} {v['mean']:.3f} ± {v['std']:.3f}")
+    lines.append(f"  results: {summary['run_dir']}")
+    return "\n".join(lines)
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+    import torch
+
+    return {"neurossm": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "torch": torch.__version__, "scikit-learn": sklearn.__version__}
