@@ -22,6 +22,8 @@ def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     root = logging.getLogger("neurossm")
     root.setLevel(level)
+    # NiMARE configures the root logger on import; keep our messages from printing twice.
+    root.propagate = False
     if not any(getattr(h, "_neurossm", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
@@ -30,15 +32,19 @@ def classification_metrics(y_true, probs, n_classes: int | None = None) -> dict[
     labels = np.arange(n_classes)
     binary = n_classes == 2
     average = "binary" if binary else "macro"
-    out = {
-        "accuracy": accuracy_score(y_true, y_pred),
-        "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
-        "f1_macro": f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
-        "precision": precision_score(y_true, y_pred, labels=None if binary else labels, average=average, zero_division=0),
-        "recall": recall_score(y_true, y_pred, labels=None if binary else labels, average=average, zero_division=0),
-    }
-    present = np.unique(y_true)
-    if len(present) < 2:
+    with warnings.catch_warnings():
+        # A test fold with one class present is legitimate; sklearn warns about it.
+        warnings.simplefilter("ignore", UserWarning)
+        out = {
+            "accuracy": accuracy_score(y_true, y_pred),
+            "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
+            "f1_macro": f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
+            "precision": precision_score(y_true, y_pred, labels=None if binary else labels, average=average,
+                                         zero_division=0),
+            "recall": recall_score(y_true, y_pred, labels=None if binary else labels, average=average,
+                                   zero_division=0),
+        }
+    if len(np.unique(y_true)) < 2:
         out["roc_auc"] = float("nan")
     elif binary:
         out["roc_auc"] = roc_auc_score(y_true, probs[:, 1])

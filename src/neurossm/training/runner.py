@@ -76,6 +76,12 @@ def load_experiment_dataset(opts: ExperimentOptions) -> ScanDataset:
                         **opts.dataset_options)
 
 
+def training_config_of(config: dict[str, Any]) -> TrainingConfig:
+    """The training settings saved in a run's ``config.json``."""
+    names = {f.name for f in dataclasses.fields(TrainingConfig)}
+    return TrainingConfig(**{k: v for k, v in config["training"].items() if k in names})
+
+
 def _new_run_dir(opts: ExperimentOptions, dataset_name: str, model_name: str) -> Path:
     name = opts.run_name or datetime.now(timezone.utc).strftime("run-%Y%m%d-%H%M%S")
     path = Path(opts.results_root) / dataset_name / model_name / name

@@ -1,0 +1,36 @@
+"""Shared tiny, seeded fixtures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurossm.data.preprocess import zscore
+from neurossm.data.scans import Scan, assemble
+
+
+def make_dataset(n_scans: int = 40, n_rois: int = 8, n_times: int = 60, scans_per_subject: int = 2,
+                 signal: float = 1.0, n_classes: int = 2, seed: int = 42, name: str = "CUSTOM"):
+    """Scans whose class-1 ROIs 0–2 share a common time course (a connectivity signal)."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(n_scans):
+        label = i % n_classes
+        x = rng.standard_normal((n_rois, n_times))
+        if label:
+            x[label - 1 : label + 2] += signal * rng.standard_normal(n_times)
+        subject = f"sub{(i // (n_classes * scans_per_subject)) * n_classes + label:03d}"
+        records.append(Scan(f"scan{i:03d}", subject, label, zscore(x)))
+    return assemble(name, records, tuple(f"c{k}" for k in range(n_classes)), atlas="custom", n_rois=n_rois,
+                    crop_length=None)
+
+
+@pytest.fixture
+def tiny_dataset():
+    return make_dataset()
+
+
+@pytest.fixture
+def dataset_factory():
+    """``make_dataset`` for tests that need other sizes."""
+    return make_dataset
