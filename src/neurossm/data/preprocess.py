@@ -6,11 +6,12 @@ import numpy as np
 
 
 def zscore(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Z-score each ROI over time; a constant ROI becomes zeros, not NaN."""
+    """Z-score each ROI over time; a constant ROI becomes zeros, not NaN (NaN input stays NaN)."""
     x = np.asarray(x, dtype=np.float32)
     mean = x.mean(axis=axis, keepdims=True)
     std = x.std(axis=axis, keepdims=True)
-    return np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0).astype(np.float32)
+    constant = np.where(np.isfinite(std), 0.0, np.nan)
+    return np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), constant).astype(np.float32)
 
 
 def random_crop(x: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:

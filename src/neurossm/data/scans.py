@@ -150,6 +150,17 @@ def orient(array: Any, n_rois: int | None, where: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
+def check_finite(x: np.ndarray, where: str) -> None:
+    """Refuse NaN/Inf, naming the scan and the ROIs that hold them."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rois = np.unique(np.nonzero(bad)[0])
+        raise DataFormatError(
+            f"{where} has {int(bad.sum())} NaN/Inf value(s) in ROI(s) {rois[:10].tolist()}; "
+            "fix or interpolate them before loading (ROIs outside the field of view are a common cause)"
+        )
+
+
 def assemble(
     name: str,
     records: Iterable[Scan],
@@ -193,13 +204,7 @@ def assemble(
             raise DataFormatError(
                 f"{where} has shape {s.timeseries.shape}; expected ({expected}, n_times) like the other scans"
             )
-        bad = ~np.isfinite(s.timeseries)
-        if bad.any():
-            rois = np.unique(np.nonzero(bad)[0])
-            raise DataFormatError(
-                f"{where} has {int(bad.sum())} NaN/Inf value(s) in ROI(s) {rois[:10].tolist()}; "
-                "fix or interpolate them before loading (ROIs outside the field of view are a common cause)"
-            )
+        check_finite(s.timeseries, where)
 
     if crop_length is None:
         crop_length = min(s.n_times for s in scans)

@@ -1,0 +1,182 @@
+"""Your own data: a folder of per-scan ROI time series plus ``labels.csv``.
+
+Layout::
+
+    DIR/
+      labels.csv          columns scan,subject,label (one row per scan)
+      <scan>.npy          one array (n_rois, n_times), or (n_times, n_rois)
+      <scan>.npz          ... or an .npz holding exactly one array
+      <scan>.csv|.tsv     ... or a delimited text file without a header row
+
+Labels are integers (class names are their values as text, in increasing order) or class names
+(sorted). ``.npy`` files are read with ``allow_pickle=False``: nothing here runs stored code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataFormatError, DataNotFoundError
+from ..log import get_logger
+from .records import prepare_timeseries, subject_str
+from .scans import Drop, Scan, ScanDataset, assemble
+
+log = get_logger(__name__)
+
+LABELS_FILE = "labels.csv"
+EXTENSIONS = (".npy", ".npz", ".csv", ".tsv")
+COLUMNS = ("scan", "subject", "label")
+
+
+def load_folder(data_root: str | Path, *, n_rois: int | None = None, crop_length: int | None = None,
+                atlas: str = "custom", name: str = "CUSTOM") -> ScanDataset:
+    """Load a folder of per-scan files described by ``labels.csv``.
+
+    Parameters
+    ----------
+    data_root : str or Path
+        The folder.
+    n_rois : int, optional
+        ROI count; decides each file's orientation. When not given it is inferred: the axis whose
+        size is the same in every file holds the ROIs. When that cannot be decided (every file
+        square, or every file the same shape) it stops and asks for ``--n-rois``.
+    crop_length : int, optional
+        Training crop length; default the shortest scan's length. Shorter scans are dropped.
+    atlas : str
+        Atlas name recorded with the dataset (CPA's reference step uses it).
+    """
+    root = Path(data_root)
+    if not root.is_dir():
+        raise DataNotFoundError(f"{root}: folder not found; CUSTOM expects a folder holding {LABELS_FILE} "
+                                "and one file per scan (see docs/datasets.md)")
+    table = read_labels(root / LABELS_FILE)
+    class_names, label_index = _classes(table["label"].tolist())
+
+    paths = [_scan_file(root, scan) for scan in table["scan"]]
+    listed = {p.name for p in paths}
+    extra = sorted(p.name for p in root.iterdir()
+                   if p.is_file() and p.suffix.lower() in EXTENSIONS and p.name != LABELS_FILE and p.name not in listed)
+    if extra:
+        log.warning("%s: %d file(s) not listed in %s are ignored (%s%s)", root, len(extra), LABELS_FILE,
+                    ", ".join(extra[:5]), ", ..." if len(extra) > 5 else "")
+    dropped = [Drop(f, f"file not listed in {LABELS_FILE}") for f in extra]
+
+    arrays = [np.squeeze(read_array(p)) for p in paths]
+    if n_rois is None:
+        n_rois, roi_axis = infer_n_rois([a.shape for a in arrays], root)
+        if roi_axis == 1:
+            # decided for the whole folder, so that a square scan among time × ROI files is turned too
+            arrays = [a.T for a in arrays]
+    scans = []
+    for scan, subject, label, path, array in zip(table["scan"], table["subject"], table["label"], paths, arrays):
+        ts = prepare_timeseries(array, n_rois, f"{path}: scan {scan}")
+        scans.append(Scan(scan, subject_str(subject), label_index[label], ts, {"source": str(path)}))
+    return assemble(name, scans, class_names, atlas=atlas, n_rois=n_rois, crop_length=crop_length,
+                    dropped=dropped, source=str(root))
+
+
+def read_labels(path: Path) -> pd.DataFrame:
+    """``labels.csv`` as text columns ``scan, subject, label``, checked for gaps and repeats."""
+    if not path.is_file():
+        raise DataNotFoundError(
+            f"{path} not found; CUSTOM needs a CSV with columns scan,subject,label (one row per scan, "
+            "scan = the file name without extension)"
+        )
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataFormatError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}; "
+                              "expected a header row scan,subject,label")
+    frame = frame[list(COLUMNS)].apply(lambda col: col.str.strip())
+    if frame.empty:
+        raise DataFormatError(f"{path}: lists no scans")
+    for column in COLUMNS:
+        empty = (frame[column] == "").to_numpy().nonzero()[0]
+        if len(empty):
+            rows = (empty + 2).tolist()  # +2: header line, 1-based lines
+            raise DataFormatError(f"{path}: empty {column} on line(s) {rows[:10]}; every scan needs a scan id, "
+                                  "a subject id and a label")
+    repeated = frame["scan"][frame["scan"].duplicated()].unique().tolist()
+    if repeated:
+        raise DataFormatError(f"{path}: scan id(s) {repeated[:10]} listed more than once; scan ids must be unique "
+                              "(a subject with several scans gets one row per scan, each with its own id)")
+    return frame
+
+
+def read_array(path: Path) -> np.ndarray:
+    """One scan's array from ``.npy``, single-array ``.npz``, or header-less ``.csv``/``.tsv``."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                keys = list(archive.keys())
+                if len(keys) != 1:
+                    raise DataFormatError(f"{path}: holds {len(keys)} arrays {keys[:10]}; expected exactly one "
+                                          "(n_rois, n_times) array per .npz file")
+                return archive[keys[0]]
+        frame = pd.read_csv(path, header=None, sep="\t" if suffix == ".tsv" else ",")
+        return frame.to_numpy(dtype=np.float64)
+    except DataFormatError:
+        raise
+    except ValueError as exc:
+        hint = ("store numbers only, no header row" if suffix in (".csv", ".tsv")
+                else "save a numeric array with np.save (object arrays are pickles and are refused)")
+        reason = " ".join(str(exc).split())
+        raise DataFormatError(f"{path}: cannot read a numeric array ({reason}); {hint}") from exc
+
+
+def infer_n_rois(shapes: list[tuple[int, ...]], root: Path) -> tuple[int, int]:
+    """``(n_rois, roi_axis)``: the size and index of the one axis that is the same in every file."""
+    for shape in shapes:
+        if len(shape) != 2:
+            raise DataFormatError(f"{root}: a scan has shape {shape}; expected 2-D arrays (n_rois, n_times)")
+    rows = {s[0] for s in shapes}
+    cols = {s[1] for s in shapes}
+    fix = "pass --n-rois N (the atlas' ROI count) to say which axis holds the ROIs"
+    if len(rows) == 1 and len(cols) == 1:
+        (r,), (c,) = rows, cols
+        if r == c:
+            raise DataFormatError(f"{root}: cannot tell which axis holds the ROIs: every scan is square "
+                                  f"({r} × {c}); {fix}")
+        # Nothing in the files tells the axes apart: follow the documented (n_rois, n_times) convention.
+        log.warning("%s: every scan has shape (%d, %d); reading it as (n_rois, n_times) = (%d, %d) by "
+                    "convention; pass --n-rois if the files are (n_times, n_rois)", root, r, c, r, c)
+        return r, 0
+    if len(rows) == 1:
+        return rows.pop(), 0
+    if len(cols) == 1:
+        return cols.pop(), 1
+    examples = sorted(set(shapes))[:4]
+    raise DataFormatError(f"{root}: no axis has the same size in every scan (shapes {examples} ...); every "
+                          f"scan must have the same ROI count; {fix} to find the odd ones")
+
+
+def _scan_file(root: Path, scan: str) -> Path:
+    names = [scan] if Path(scan).suffix.lower() in EXTENSIONS else []
+    names += [f"{scan}{ext}" for ext in EXTENSIONS]
+    found = [root / n for n in names if (root / n).is_file()]
+    if not found:
+        raise DataNotFoundError(f"{root}: scan {scan!r} is listed in {LABELS_FILE} but no file was found; "
+                                f"expected one of {', '.join(names)}")
+    if len(found) > 1:
+        raise DataFormatError(f"{root}: scan {scan!r} has several files ({', '.join(p.name for p in found)}); "
+                              "keep exactly one")
+    return found[0]
+
+
+def _classes(labels: list[str]) -> tuple[tuple[str, ...], dict[str, int]]:
+    """Class names and the label → index map: integers in value order, other labels sorted as text."""
+    try:
+        values = {lab: int(lab) for lab in labels}
+    except ValueError:
+        names = sorted(set(labels))
+        return tuple(names), {n: i for i, n in enumerate(names)}
+    order = sorted(set(values.values()))
+    names = tuple(str(v) for v in order)
+    return names, {lab: order.index(v) for lab, v in values.items()}

@@ -1,0 +1,251 @@
+"""Synthetic ROI time series with a known class signal: where it is, in which form, at which scale.
+
+Every class ``c`` has its own set of signal ROIs (disjoint across classes by default, so that an
+attribution map of class ``c`` has a right answer for every class, including ``class0``); a
+scan of class ``c`` carries the signal in ``signal_rois[c]`` only. Three signal forms:
+
+``"diff"``
+    Transient events: sparse pulses of width ``scale`` samples and random sign, at random times,
+    independently in each signal ROI. Their information sits in the first difference (sharp
+    jumps, a heavy-tailed difference distribution).
+``"raw"``
+    A slow oscillation of period about ``20 * scale`` samples (random phase per ROI, period
+    jittered by ±10 %), mixed with white noise of the power needed to keep the variance of the
+    first difference unchanged (with ``noise="ar1"``): the information sits in the raw signal at a
+    coarse temporal scale, not in the size of the differences.
+``"connectivity"``
+    The signal ROIs share one latent AR(1) time course: they become correlated, with the same
+    variance and the same temporal spectrum as the noise. A functional-connectivity model finds
+    this one.
+
+Noise: ``x_r(t) = sqrt(0.2) g(t) + sqrt(0.8) p_r(t)`` with a shared global fluctuation ``g``
+(AR(1), phi = 0.9) and a private component ``p_r`` (AR(1), phi = 0.5, or white). The signal
+``s_r`` enters the private part, ``p_r = normalise(n_r + amplitude * s_r)`` with ``n_r`` and
+``s_r`` of unit variance, so ``amplitude`` is the signal-to-noise ratio (in std) inside the ROI's
+own part. Because ``p_r`` is rescaled to unit variance, every ROI has the same variance and the
+same expected correlation with the others in every class: for ``"diff"`` and ``"raw"`` the
+correlation matrix (a model that ignores time) carries no class information.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy.signal import lfilter
+
+from ..errors import ConfigError
+from ..io import write_json
+from .preprocess import zscore
+from .scans import Scan, ScanDataset, assemble
+
+SIGNAL_FORMS = ("diff", "raw", "connectivity")
+NOISE_KINDS = ("ar1", "white")
+NOISE_PHI = 0.5
+GLOBAL_PHI = 0.9
+GLOBAL_SHARE = 0.2
+EVENT_DUTY = 0.04  # fraction of the time points covered by events in a signal ROI
+BASE_PERIOD = 20  # samples per cycle of the "raw" oscillation at scale 1
+PERIOD_JITTER = 0.1
+_BURN_IN = 50
+
+
+def make_synthetic(
+    *,
+    seed: int = 0,
+    n_scans: int = 120,
+    n_subjects: int | None = None,
+    n_rois: int = 32,
+    n_times: int = 200,
+    n_classes: int = 2,
+    signal_form: str = "diff",
+    signal_rois: Sequence[Sequence[int]] | Mapping[Any, Sequence[int]] | None = None,
+    n_signal_rois: int = 4,
+    scale: int = 1,
+    amplitude: float = 1.0,
+    noise: str = "ar1",
+    class_names: Sequence[str] | None = None,
+    crop_length: int | None = None,
+) -> ScanDataset:
+    """Generate a balanced synthetic dataset, deterministically from ``seed``.
+
+    Parameters
+    ----------
+    seed : int
+        Everything (signal ROIs, labels, subjects, noise, signal) follows from it. The signal
+        ROIs depend on the seed, ``n_rois``, ``n_classes`` and ``n_signal_rois`` only.
+    n_scans, n_rois, n_times : int
+        Data size; every scan is ``(n_rois, n_times)``.
+    n_subjects : int, optional
+        Subjects the scans belong to (default: one per scan); fewer gives several scans per
+        subject, spread over classes, for grouped cross-validation.
+    n_classes : int
+        Classes, balanced (counts differ by at most one).
+    signal_form : {"diff", "raw", "connectivity"}
+        Where the class information lives (module docstring).
+    signal_rois : list of lists, or dict class → list, optional
+        ROI indices carrying each class' signal. Default: ``n_signal_rois`` per class, disjoint,
+        drawn from the seed.
+    scale : int
+        Temporal scale: event width in samples (``"diff"``), period multiplier (``"raw"``).
+    amplitude : float
+        Signal std over the private noise std inside a signal ROI (0: no signal).
+    noise : {"ar1", "white"}
+        Private noise of each ROI.
+    class_names : list of str, optional
+        Default ``("class0", "class1", ...)``.
+    crop_length : int, optional
+        Training crop length (default ``n_times``).
+
+    Returns
+    -------
+    ScanDataset
+        Z-scored scans; ``ground_truth`` holds the signal ROIs per class name and the generator
+        settings (write it with :func:`save_ground_truth`).
+    """
+    names = _class_names(class_names, n_classes)
+    _check(n_scans, n_subjects, n_rois, n_times, n_classes, signal_form, scale, amplitude, noise)
+    n_subjects = n_scans if n_subjects is None else int(n_subjects)
+    roi_seq, label_seq, noise_seq, signal_seq = np.random.SeedSequence(seed).spawn(4)
+    rois = _signal_rois(signal_rois, names, n_rois, n_signal_rois, np.random.default_rng(roi_seq))
+
+    label_rng = np.random.default_rng(label_seq)
+    labels = label_rng.permutation(np.arange(n_scans) % n_classes)
+    subjects = label_rng.permutation(np.arange(n_scans) % n_subjects)
+
+    noise_rng = np.random.default_rng(noise_seq)
+    glob = _normalise(_ar1(noise_rng.standard_normal((n_scans, 1, n_times + _BURN_IN)), GLOBAL_PHI))
+    private = noise_rng.standard_normal((n_scans, n_rois, n_times + _BURN_IN))
+    private = _normalise(_ar1(private, NOISE_PHI) if noise == "ar1" else private[..., _BURN_IN:])
+
+    signal_rng = np.random.default_rng(signal_seq)
+    width = len(str(max(n_scans, n_subjects) - 1))
+    scans = []
+    for i in range(n_scans):
+        c = int(labels[i])
+        idx = np.asarray(rois[c])
+        own = private[i].copy()
+        signal = _signal(signal_form, len(idx), n_times, scale, noise, signal_rng)
+        own[idx] = _normalise(own[idx] + amplitude * signal)
+        x = math.sqrt(GLOBAL_SHARE) * glob[i] + math.sqrt(1 - GLOBAL_SHARE) * own  # (R, T)
+        scans.append(Scan(f"scan{i:0{width}d}", f"sub{int(subjects[i]):0{width}d}", c, zscore(x),
+                          {"source": f"synthetic(seed={seed})"}))
+
+    truth: dict[str, Any] = {
+        "signal_rois": {names[c]: [int(r) for r in rois[c]] for c in range(n_classes)},
+        "signal_form": signal_form,
+        "scale": int(scale),
+        "amplitude": float(amplitude),
+        "seed": int(seed),
+        "noise": noise,
+        "class_names": list(names),
+        "n_scans": int(n_scans),
+        "n_subjects": int(n_subjects),
+        "n_rois": int(n_rois),
+        "n_times": int(n_times),
+        "control_class": None,
+        "event_width": int(scale) if signal_form == "diff" else None,
+        "period": BASE_PERIOD * int(scale) if signal_form == "raw" else None,
+    }
+    return assemble("SYNTHETIC", scans, names, atlas="synthetic", n_rois=n_rois, crop_length=crop_length,
+                    ground_truth=truth, source=f"synthetic(seed={seed}, signal_form={signal_form})")
+
+
+def save_ground_truth(dataset: ScanDataset, path: str | Path) -> Path:
+    """Write ``dataset.ground_truth`` as JSON (atomically)."""
+    if dataset.ground_truth is None:
+        raise ConfigError(f"{dataset.name}: has no ground truth (only synthetic datasets do)")
+    return write_json(path, dataset.ground_truth)
+
+
+def _signal(form: str, n: int, n_times: int, scale: int, noise: str, rng: np.random.Generator) -> np.ndarray:
+    """Unit-variance class signal for ``n`` signal ROIs, ``(n, n_times)``."""
+    if form == "diff":
+        n_events = max(1, round(EVENT_DUTY * n_times / scale))
+        out = np.zeros((n, n_times))
+        for row in out:
+            for start in rng.choice(n_times - scale + 1, size=n_events, replace=False):
+                row[start:start + scale] = rng.choice((-1.0, 1.0))
+        return _normalise(out)
+    if form == "raw":
+        period = BASE_PERIOD * scale * (1 + PERIOD_JITTER * rng.uniform(-1, 1, size=(n, 1)))
+        phase = rng.uniform(0, 2 * np.pi, size=(n, 1))
+        slow = _normalise(np.sin(2 * np.pi * np.arange(n_times) / period + phase))
+        white = _normalise(rng.standard_normal((n, n_times)))
+        if noise != "ar1":
+            return slow
+        # Share of the slow part that keeps var(first difference) equal to the AR(1) noise's,
+        # 2 (1 - phi): the white part has difference variance 2, the slow part 4 sin^2(pi / P).
+        share = (2 - 2 * (1 - NOISE_PHI)) / (2 - 4 * np.sin(np.pi / period) ** 2)
+        return _normalise(np.sqrt(share) * slow + np.sqrt(1 - share) * white)
+    latent = _normalise(_ar1(rng.standard_normal((1, n_times + _BURN_IN)), NOISE_PHI))
+    return np.repeat(latent, n, axis=0)
+
+
+def _ar1(e: np.ndarray, phi: float) -> np.ndarray:
+    """AR(1) along the last axis, burn-in dropped: ``x[t] = phi x[t-1] + e[t]``."""
+    return lfilter([1.0], [1.0, -phi], e, axis=-1)[..., _BURN_IN:]
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance along the last axis (a constant row stays zero)."""
+    x = x - x.mean(axis=-1, keepdims=True)
+    std = x.std(axis=-1, keepdims=True)
+    return x / np.where(std > 0, std, 1.0)
+
+
+def _class_names(class_names: Sequence[str] | None, n_classes: int) -> tuple[str, ...]:
+    if class_names is None:
+        return tuple(f"class{c}" for c in range(int(n_classes)))
+    names = tuple(str(n) for n in class_names)
+    if len(names) != n_classes or len(set(names)) != len(names):
+        raise ConfigError(f"class_names {list(names)}: give {n_classes} distinct names, one per class")
+    return names
+
+
+def _check(n_scans, n_subjects, n_rois, n_times, n_classes, form, scale, amplitude, noise) -> None:
+    if form not in SIGNAL_FORMS:
+        raise ConfigError(f"signal_form={form!r}; choose one of {', '.join(SIGNAL_FORMS)}")
+    if noise not in NOISE_KINDS:
+        raise ConfigError(f"noise={noise!r}; choose one of {', '.join(NOISE_KINDS)}")
+    if n_classes < 2:
+        raise ConfigError(f"n_classes={n_classes}; classification needs at least 2")
+    if n_scans < 2 * n_classes:
+        raise ConfigError(f"n_scans={n_scans}; give at least two scans per class ({2 * n_classes})")
+    if n_subjects is not None and not 2 <= n_subjects <= n_scans:
+        raise ConfigError(f"n_subjects={n_subjects}; give between 2 and n_scans={n_scans}")
+    if n_rois < 2 or n_times < 16:
+        raise ConfigError(f"n_rois={n_rois}, n_times={n_times}; give at least 2 ROIs and 16 time points")
+    if scale < 1 or amplitude < 0:
+        raise ConfigError(f"scale={scale}, amplitude={amplitude}; scale must be >= 1 and amplitude >= 0")
+    if form == "diff" and scale * 4 > n_times:
+        raise ConfigError(f"scale={scale}: events of {scale} samples do not fit {n_times} time points")
+    if form == "raw" and 2 * BASE_PERIOD * scale * (1 + PERIOD_JITTER) > n_times:
+        raise ConfigError(f"scale={scale}: the raw-form period (~{BASE_PERIOD * scale} samples) needs "
+                          f"n_times >= {math.ceil(2 * BASE_PERIOD * scale * (1 + PERIOD_JITTER))} for two cycles")
+
+
+def _signal_rois(given, names: tuple[str, ...], n_rois: int, per_class: int,
+                 rng: np.random.Generator) -> list[list[int]]:
+    n_classes = len(names)
+    if given is None:
+        if per_class < 1 or per_class * n_classes > n_rois:
+            raise ConfigError(f"n_signal_rois={per_class} × {n_classes} classes needs at least "
+                              f"{per_class * n_classes} ROIs; n_rois={n_rois}")
+        chosen = rng.permutation(n_rois)[: per_class * n_classes].reshape(n_classes, per_class)
+        return [sorted(int(r) for r in row) for row in chosen]
+    if isinstance(given, Mapping):
+        keyed = {str(k): v for k, v in given.items()}
+        missing = [n for i, n in enumerate(names) if n not in keyed and str(i) not in keyed]
+        if missing:
+            raise ConfigError(f"signal_rois: no ROIs given for class(es) {missing}")
+        given = [keyed.get(n, keyed.get(str(i))) for i, n in enumerate(names)]
+    given = [list(g) for g in given]
+    if len(given) != n_classes:
+        raise ConfigError(f"signal_rois: {len(given)} group(s) for {n_classes} classes; give one per class")
+    for c, group in enumerate(given):
+        if not group or any(not 0 <= int(r) < n_rois for r in group) or len(set(group)) != len(group):
+            raise ConfigError(f"signal_rois for {names[c]}: {group}; give distinct ROI indices in [0, {n_rois})")
+    return [sorted(int(r) for r in g) for g in given]

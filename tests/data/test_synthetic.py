@@ -1,0 +1,160 @@
+"""SYNTHETIC: deterministic, right shapes and labels, and the signal sits where the ground truth says."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import kurtosis
+
+from neurossm.data import load_dataset
+from neurossm.data.synthetic import make_synthetic, save_ground_truth
+from neurossm.errors import ConfigError
+
+SMALL = dict(n_scans=40, n_rois=16, n_times=200)
+
+
+def stack(ds):
+    return np.stack([s.timeseries for s in ds.scans])  # (N, R, T)
+
+
+def top_rois(stat: np.ndarray, labels: np.ndarray, c: int, k: int) -> list[int]:
+    """The k ROIs where the per-ROI statistic ``stat (N, R)`` is most raised in class c over the rest."""
+    contrast = stat[labels == c].mean(axis=0) - stat[labels != c].mean(axis=0)
+    return sorted(np.argsort(contrast)[-k:].tolist())
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    a, b = make_synthetic(seed=3, **SMALL), make_synthetic(seed=3, **SMALL)
+    np.testing.assert_array_equal(stack(a), stack(b))
+    assert a.scan_ids == b.scan_ids and a.labels.tolist() == b.labels.tolist()
+    assert a.subjects.tolist() == b.subjects.tolist() and a.ground_truth == b.ground_truth
+    c = make_synthetic(seed=4, **SMALL)
+    assert not np.allclose(stack(a), stack(c))
+
+
+def test_signal_rois_depend_on_the_seed_not_on_the_data_size():
+    a = make_synthetic(seed=5, n_scans=12, n_rois=16, n_times=40)
+    b = make_synthetic(seed=5, n_scans=30, n_rois=16, n_times=80)
+    assert a.ground_truth["signal_rois"] == b.ground_truth["signal_rois"]
+
+
+def test_defaults_shapes_labels_and_ground_truth():
+    ds = load_dataset("SYNTHETIC")
+    assert len(ds) == 120 and ds.n_rois == 32 and ds.crop_length == 200 and ds.atlas == "synthetic"
+    assert ds.class_names == ("class0", "class1")
+    assert np.bincount(ds.labels).tolist() == [60, 60]
+    assert len(set(ds.subjects.tolist())) == 120
+    x = stack(ds)
+    assert x.shape == (120, 32, 200) and x.dtype == np.float32
+    np.testing.assert_allclose(x.mean(axis=-1), 0, atol=1e-4)
+    np.testing.assert_allclose(x.std(axis=-1), 1, atol=1e-3)
+    gt = ds.ground_truth
+    assert gt["signal_form"] == "diff" and gt["scale"] == 1 and gt["amplitude"] == 1.0 and gt["seed"] == 0
+    rois = gt["signal_rois"]
+    assert list(rois) == ["class0", "class1"] and all(len(r) == 4 for r in rois.values())
+    assert not set(rois["class0"]) & set(rois["class1"])
+    assert all(0 <= r < 32 for group in rois.values() for r in group)
+
+
+def test_subjects_with_several_scans_and_three_named_classes():
+    ds = make_synthetic(seed=1, n_scans=31, n_subjects=10, n_rois=20, n_times=40, n_classes=3,
+                        class_names=["a", "b", "c"])
+    assert sorted(np.bincount(ds.labels).tolist()) == [10, 10, 11]
+    assert len(set(ds.subjects.tolist())) == 10
+    assert list(ds.ground_truth["signal_rois"]) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("scale", [1, 3])
+def test_diff_signal_sits_in_the_ground_truth_rois(scale):
+    ds = make_synthetic(seed=2, signal_form="diff", scale=scale, **SMALL)
+    stat = kurtosis(np.diff(stack(ds), axis=-1), axis=-1)  # transient events: heavy-tailed differences
+    for c, name in enumerate(ds.class_names):
+        assert top_rois(stat, ds.labels, c, 4) == ds.ground_truth["signal_rois"][name]
+
+
+def test_raw_signal_sits_in_the_ground_truth_rois_and_not_in_the_difference_size():
+    ds = make_synthetic(seed=2, signal_form="raw", scale=2, **SMALL)
+    x = stack(ds)
+    # share of the power near the oscillation's frequency (period 20 * scale, jittered ±10 %)
+    power = np.abs(np.fft.rfft(x, axis=-1)) ** 2
+    freq = np.fft.rfftfreq(x.shape[-1])
+    period = ds.ground_truth["period"]
+    near = (freq > 0.8 / period) & (freq < 1.25 / period)
+    slow = power[..., near].sum(axis=-1) / power.sum(axis=-1)
+    for c, name in enumerate(ds.class_names):
+        assert top_rois(slow, ds.labels, c, 4) == ds.ground_truth["signal_rois"][name]
+    rois = ds.ground_truth["signal_rois"]["class1"]
+    diff_var = np.diff(x, axis=-1).var(axis=-1)[:, rois]
+    ratio = diff_var[ds.labels == 1].mean() / diff_var[ds.labels == 0].mean()
+    assert 0.9 < ratio < 1.1
+
+
+def test_connectivity_signal_sits_in_the_ground_truth_rois():
+    ds = make_synthetic(seed=2, signal_form="connectivity", **SMALL)
+    x = stack(ds)
+    for c, name in enumerate(ds.class_names):
+        rois = ds.ground_truth["signal_rois"][name]
+        within = np.array([np.corrcoef(s[rois])[np.triu_indices(4, 1)].mean() for s in x])
+        assert within[ds.labels == c].mean() > within[ds.labels != c].mean() + 0.2
+
+
+@pytest.mark.parametrize("form", ["diff", "raw"])
+def test_temporal_forms_leave_the_correlations_alone(form):
+    # the signal replaces part of the ROI's own noise: same variance, same expected correlations
+    ds = make_synthetic(seed=2, signal_form=form, **SMALL)
+    x = stack(ds)
+    rois = ds.ground_truth["signal_rois"]["class1"]
+    corr = np.array([np.corrcoef(s)[rois].mean() for s in x])
+    assert abs(corr[ds.labels == 1].mean() - corr[ds.labels == 0].mean()) < 0.03
+
+
+def test_amplitude_zero_gives_no_signal():
+    ds = make_synthetic(seed=2, signal_form="diff", amplitude=0.0, **SMALL)
+    stat = kurtosis(np.diff(stack(ds), axis=-1), axis=-1)
+    rois = ds.ground_truth["signal_rois"]["class1"]
+    contrast = stat[ds.labels == 1].mean(axis=0) - stat[ds.labels == 0].mean(axis=0)
+    assert np.abs(contrast[rois]).max() < 0.5
+
+
+def test_given_signal_rois():
+    ds = make_synthetic(seed=0, n_scans=12, n_rois=8, n_times=40, signal_rois={"class1": [7, 2], "class0": [0]})
+    assert ds.ground_truth["signal_rois"] == {"class0": [0], "class1": [2, 7]}
+    ds = make_synthetic(seed=0, n_scans=12, n_rois=8, n_times=40, signal_rois=[[1], [3, 4]])
+    assert ds.ground_truth["signal_rois"] == {"class0": [1], "class1": [3, 4]}
+
+
+def test_save_ground_truth_round_trips(tmp_path):
+    ds = make_synthetic(seed=9, n_scans=12, n_rois=8, n_times=40)
+    path = save_ground_truth(ds, tmp_path / "out" / "ground_truth.json")
+    assert json.loads(path.read_text()) == ds.ground_truth
+
+
+def test_save_ground_truth_refuses_real_data(tmp_path, folder_arrays, folder_labels, lay):
+    ds = load_dataset("CUSTOM", lay.write_folder(tmp_path / "d", folder_arrays, folder_labels))
+    with pytest.raises(ConfigError, match="has no ground truth"):
+        save_ground_truth(ds, tmp_path / "gt.json")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(signal_form="wiggle"), "signal_form='wiggle'"),
+    (dict(noise="pink"), "noise='pink'"),
+    (dict(n_classes=1), "needs at least 2"),
+    (dict(n_scans=3), "at least two scans per class"),
+    (dict(n_subjects=50), "between 2 and n_scans"),
+    (dict(n_rois=6, n_signal_rois=4), "needs at least 8 ROIs"),
+    (dict(signal_rois=[[0, 99], [1]]), r"signal_rois for class0: \[0, 99\]"),
+    (dict(signal_rois=[[0]]), "1 group"),
+    (dict(signal_form="raw", scale=4, n_times=100), "needs n_times >= 176"),
+    (dict(class_names=["x"]), "give 2 distinct names"),
+])
+def test_bad_options(kwargs, match):
+    base = dict(n_scans=12, n_rois=8, n_times=40, n_signal_rois=2)
+    with pytest.raises(ConfigError, match=match):
+        make_synthetic(**{**base, **kwargs})
+
+
+def test_white_noise_and_crop_length():
+    ds = load_dataset("SYNTHETIC", crop_length=50, seed=1, noise="white", n_scans=12, n_times=60)
+    assert ds.crop_length == 50 and ds.ground_truth["noise"] == "white"
