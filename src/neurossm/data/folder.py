@@ -28,6 +28,8 @@ log = get_logger(__name__)
 
 LABELS_FILE = "labels.csv"
 EXTENSIONS = (".npy", ".npz", ".csv", ".tsv")
+# Index and report files that live beside the scans (``neurossm prep`` writes the last two).
+NOT_SCANS = (LABELS_FILE, "scans.csv", "prep_report.csv")
 COLUMNS = ("scan", "subject", "label")
 
 
@@ -58,7 +60,7 @@ def load_folder(data_root: str | Path, *, n_rois: int | None = None, crop_length
     paths = [_scan_file(root, scan) for scan in table["scan"]]
     listed = {p.name for p in paths}
     extra = sorted(p.name for p in root.iterdir()
-                   if p.is_file() and p.suffix.lower() in EXTENSIONS and p.name != LABELS_FILE and p.name not in listed)
+                   if p.is_file() and p.suffix.lower() in EXTENSIONS and p.name not in NOT_SCANS and p.name not in listed)
     if extra:
         log.warning("%s: %d file(s) not listed in %s are ignored (%s%s)", root, len(extra), LABELS_FILE,
                     ", ".join(extra[:5]), ", ..." if len(extra) > 5 else "")

@@ -43,7 +43,11 @@ def _grouped_folds(labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: 
             "use fewer folds (--folds) or more subjects"
         )
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(labels)), labels, groups))
+    try:
+        return list(splitter.split(np.zeros(len(labels)), labels, groups))
+    except ValueError as exc:
+        raise DataFormatError(f"{what}: cannot make {n_splits} stratified, subject-disjoint parts ({exc}); "
+                              "use fewer folds (--folds) or more scans per class") from exc
 
 
 def make_splits(
@@ -56,9 +60,12 @@ def make_splits(
     """
     labels, groups, ids = dataset.labels, dataset.subjects, np.array(dataset.scan_ids, dtype=object)
     outer = _grouped_folds(labels, groups, n_folds, seed, dataset.name)
-    n_inner = max(2, int(round(1.0 / val_fraction)))
     splits = []
     for k, (train_idx, test_idx) in enumerate(outer):
+        # A small training fold gets a larger validation share rather than no validation split.
+        counts = np.bincount(labels[train_idx])
+        smallest_class = int(counts[counts > 0].min())
+        n_inner = max(2, min(int(round(1.0 / val_fraction)), len(set(groups[train_idx].tolist())), smallest_class))
         inner = _grouped_folds(labels[train_idx], groups[train_idx], n_inner, seed + 1000 * (k + 1),
                                f"{dataset.name} fold {k} (validation split)")
         fit_rel, val_rel = inner[0]
