@@ -1,0 +1,200 @@
+"""Parity and robustness tests of the selective-scan backends against the float64 reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from neurossm.ssm import scan as scan_module
+from neurossm.ssm import (
+    cuda_backend_available,
+    resolve_backend,
+    selective_scan,
+    selective_scan_cpu,
+    selective_scan_reference,
+)
+
+INPUT_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+def make_inputs(batch, dim, n_state, length, *, seed=0, dtype=torch.float64, with_D=True,
+                with_z=True, with_bias=True, softplus=True):
+    """Fresh random inputs in mamba-ssm layouts; absent optional inputs are None.
+
+    With ``softplus=False`` the step sizes are drawn positive, as they must be for a decaying
+    (stable) recurrence when no softplus makes them so.
+    """
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape, scale=1.0, shift=0.0):
+        return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale + shift).to(dtype)
+
+    inputs = {
+        "u": randn(batch, dim, length),
+        # step sizes around softplus(-1) ~ 0.3, as in a trained Mamba
+        "delta": (randn(batch, dim, length, scale=0.5, shift=-1.0) if softplus
+                  else torch.exp(randn(batch, dim, length, scale=0.5, shift=-1.3))),
+        # S4D-real-like negative A with some spread
+        "A": -torch.exp(randn(dim, n_state, scale=0.5)).to(dtype),
+        "B": randn(batch, n_state, length),
+        "C": randn(batch, n_state, length),
+        "D": randn(dim) if with_D else None,
+        "z": randn(batch, dim, length) if with_z else None,
+        "delta_bias": randn(dim, scale=0.3) if with_bias else None,
+    }
+    return inputs
+
+
+def run_with_grads(fn, inputs, *, seed=1, **kwargs):
+    """Output and gradients of <y, w> for a random w, w.r.t. every non-None input."""
+    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in inputs.items() if v is not None}
+    args = {k: leaves.get(k) for k in INPUT_NAMES}
+    y = fn(**args, **kwargs)
+    w = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    w = w.to(device=y.device, dtype=y.dtype)
+    grads = torch.autograd.grad((y * w).sum(), list(leaves.values()))
+    return y.detach(), dict(zip(leaves, grads))
+
+
+def assert_parity(inputs, delta_softplus, **cpu_kwargs):
+    y_ref, g_ref = run_with_grads(selective_scan_reference, inputs, delta_softplus=delta_softplus)
+    y_cpu, g_cpu = run_with_grads(selective_scan_cpu, inputs, delta_softplus=delta_softplus,
+                                  **cpu_kwargs)
+    torch.testing.assert_close(y_cpu, y_ref)
+    assert g_cpu.keys() == g_ref.keys()
+    for name in g_ref:
+        torch.testing.assert_close(g_cpu[name], g_ref[name], msg=lambda m, n=name: f"grad {n}: {m}")
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 33, 150, 600])
+@pytest.mark.parametrize("optional", [True, False], ids=["D-z-bias-softplus", "bare"])
+def test_cpu_matches_reference_float64(length, optional):
+    inputs = make_inputs(2, 3, 4, length, seed=length, with_D=optional, with_z=optional,
+                         with_bias=optional, softplus=optional)
+    assert_parity(inputs, delta_softplus=optional)
+
+
+@pytest.mark.parametrize("length", [1, 7, 33, 150])
+@pytest.mark.parametrize("block_size", [1, 4, 16])
+def test_cpu_block_boundaries(length, block_size):
+    # many blocks, a ragged last block, a block longer than the sequence
+    inputs = make_inputs(2, 3, 4, length, seed=100 + length)
+    assert_parity(inputs, delta_softplus=True, block_size=block_size)
+
+
+@pytest.mark.parametrize(
+    "with_D, with_z, with_bias, softplus",
+    [(True, False, False, False), (False, True, False, True), (False, False, True, False),
+     (True, True, False, True), (False, True, True, False)],
+)
+def test_cpu_matches_reference_option_mix(with_D, with_z, with_bias, softplus):
+    inputs = make_inputs(3, 5, 2, 41, seed=7, with_D=with_D, with_z=with_z, with_bias=with_bias,
+                         softplus=softplus)
+    assert_parity(inputs, delta_softplus=softplus, block_size=8)
+
+
+def test_dispatch_matches_backend_functions():
+    inputs = make_inputs(2, 3, 4, 20, seed=3)
+    expected = selective_scan_reference(**inputs, delta_softplus=True)
+    for backend in ("auto", "cpu", "reference"):
+        y = selective_scan(**inputs, delta_softplus=True, backend=backend)
+        torch.testing.assert_close(y, expected)
+
+
+def test_cpu_float32_long_sequence_agrees_with_float64():
+    inputs64 = make_inputs(2, 3, 4, 1200, seed=11)
+    with torch.no_grad():
+        y_ref = selective_scan_reference(**inputs64, delta_softplus=True)
+        inputs32 = {k: v.float() for k, v in inputs64.items()}
+        y32 = selective_scan_cpu(**inputs32, delta_softplus=True)
+    assert y32.dtype == torch.float32
+    rel = (y32.double() - y_ref).abs().max() / y_ref.abs().max()
+    assert rel < 1e-5, f"float32 relative error {rel:.2e} at L=1200"
+
+
+def test_cpu_float32_gradients_long_sequence():
+    inputs64 = make_inputs(2, 3, 4, 1200, seed=12)
+    _, g_ref = run_with_grads(selective_scan_cpu, inputs64, delta_softplus=True)
+    inputs32 = {k: v.float() for k, v in inputs64.items()}
+    _, g32 = run_with_grads(selective_scan_cpu, inputs32, delta_softplus=True)
+    for name, g in g_ref.items():
+        rel = (g32[name].double() - g).abs().max() / g.abs().max()
+        assert rel < 1e-4, f"grad {name}: float32 relative error {rel:.2e}"
+
+
+def test_cpu_gradcheck():
+    inputs = make_inputs(1, 2, 3, 5, seed=5)
+    names = [k for k in INPUT_NAMES if inputs[k] is not None]
+
+    def fn(*tensors):
+        return selective_scan_cpu(**dict(zip(names, tensors)), delta_softplus=True, block_size=2)
+
+    leaves = tuple(inputs[k].clone().requires_grad_(True) for k in names)
+    assert gradcheck(fn, leaves, eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("decay_exponent", [-50.0, -1000.0])
+def test_cpu_large_decay_is_finite_in_float32(decay_exponent):
+    inputs = make_inputs(2, 3, 4, 70, seed=9, dtype=torch.float32, with_bias=False)
+    inputs["delta"] = torch.full_like(inputs["u"], 2.0)
+    inputs["A"] = torch.full_like(inputs["A"], decay_exponent / 2.0)  # delta * A = exponent
+    y, grads = run_with_grads(selective_scan_cpu, inputs, delta_softplus=False, block_size=16)
+    assert torch.isfinite(y).all()
+    for name, g in grads.items():
+        assert torch.isfinite(g).all(), f"grad {name} not finite"
+    y_ref, _ = run_with_grads(selective_scan_reference,
+                              {k: None if v is None else v.double() for k, v in inputs.items()},
+                              delta_softplus=False)
+    torch.testing.assert_close(y.double(), y_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_cpu_does_not_mutate_inputs():
+    inputs = make_inputs(2, 3, 4, 19, seed=4)
+    before = {k: v.clone() for k, v in inputs.items()}
+    selective_scan_cpu(**inputs, delta_softplus=True, block_size=4)
+    for name, value in inputs.items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_unknown_backend_raises():
+    inputs = make_inputs(1, 2, 3, 4)
+    with pytest.raises(ValueError, match="unknown selective-scan backend 'triton'"):
+        selective_scan(**inputs, backend="triton")
+
+
+def test_auto_resolves_to_cpu_for_cpu_tensors():
+    assert resolve_backend("auto", torch.zeros(1, 1, 1)) == "cpu"
+
+
+@pytest.mark.skipif(cuda_backend_available(), reason="mamba-ssm is installed")
+def test_cuda_backend_without_mamba_ssm_says_how_to_install():
+    inputs = make_inputs(1, 2, 3, 4)
+    with pytest.raises(RuntimeError, match="pip install mamba-ssm"):
+        selective_scan(**inputs, backend="cuda")
+
+
+def test_shape_mismatch_is_reported():
+    inputs = make_inputs(2, 3, 4, 6)
+    inputs["B"] = inputs["B"][:, :, :5]
+    with pytest.raises(ValueError, match=r"B must have shape \(2, 4, 6\)"):
+        selective_scan(**inputs)
+
+
+@pytest.mark.skipif(
+    not (torch.cuda.is_available() and cuda_backend_available()),
+    reason="needs a CUDA device and mamba-ssm",
+)
+@pytest.mark.parametrize("length", [1, 7, 150, 600])
+@pytest.mark.parametrize("optional", [True, False])
+def test_cuda_matches_reference(length, optional):
+    # mamba-ssm's kernel has no float64; compare its float32 result to the float64 oracle
+    inputs = make_inputs(2, 3, 4, length, seed=length, with_D=optional, with_z=optional,
+                         with_bias=optional, softplus=optional)
+    y_ref, g_ref = run_with_grads(selective_scan_reference, inputs, delta_softplus=optional)
+    on_gpu = {k: None if v is None else v.float().cuda() for k, v in inputs.items()}
+    y_gpu, g_gpu = run_with_grads(scan_module.selective_scan_cuda, on_gpu,
+                                  delta_softplus=optional)
+    torch.testing.assert_close(y_gpu.double().cpu(), y_ref, rtol=1e-4, atol=1e-4)
+    for name in g_ref:
+        torch.testing.assert_close(g_gpu[name].double().cpu(), g_ref[name], rtol=1e-3, atol=1e-3)
