@@ -1,0 +1,219 @@
+"""NeuroSSM: multiscale differential state-space modelling of ROI-wise fMRI time series.
+
+Each scan is seen through several *pathways*: a signal form (the raw BOLD signal, or its
+first-order temporal difference) at a temporal scale (average pooling by 1, 2, 4 time points).
+Each pathway embeds the ROI vector of every time step, runs bidirectional selective state-space
+(Mamba) blocks over time, and pools over time to one vector; the pathway vectors are fused into
+one classifier. A pathway can be ablated (its vector set to zero) before fusion, which is how
+Calibrated Pathway Attribution measures how much a decision depends on it.
+
+References
+----------
+NeuroSSM: Multiscale Differential State-Space Modeling for Context-Aware fMRI Analysis.
+Gu & Dao (2023). Mamba: Linear-Time Sequence Modeling with Selective State Spaces. arXiv:2312.00752.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from ..errors import ConfigError
+from ..ssm.mamba import BiMamba, Mamba
+from .registry import register_model
+
+FORMS = ("raw", "diff")
+POOLINGS = ("mean", "max", "attention")
+FUSIONS = ("gate", "concat", "mean")
+
+
+def pathway_signal(x: torch.Tensor, form: str, scale: int) -> torch.Tensor:
+    """The input of one pathway: ``x`` average-pooled by ``scale``, raw or differenced.
+
+    ``x`` is ``(B, R, T)``; the result is ``(B, R, T // scale)``. The difference at t = 0 is 0
+    so that both forms of a scale keep the same length.
+    """
+    xs = F.avg_pool1d(x, kernel_size=scale, stride=scale) if scale > 1 else x  # (B, R, T_s)
+    if form == "diff":
+        xs = torch.cat([torch.zeros_like(xs[..., :1]), xs[..., 1:] - xs[..., :-1]], dim=-1)  # (B, R, T_s)
+    return xs
+
+
+class ResidualSSMBlock(nn.Module):
+    """Pre-norm residual block: ``x + Mixer(LayerNorm(x))`` with a (bi)directional Mamba mixer."""
+
+    def __init__(self, d_model: int, d_state: int, d_conv: int, expand: int, bidirectional: bool,
+                 drop_prob: float, backend: str) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        mixer = BiMamba if bidirectional else Mamba
+        self.mixer = mixer(d_model, d_state=d_state, d_conv=d_conv, expand=expand, backend=backend)
+        self.drop = nn.Dropout(drop_prob)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.drop(self.mixer(self.norm(h)))  # (B, T, d_model)
+
+
+class Pathway(nn.Module):
+    """ROI embedding per time step → residual Mamba blocks → temporal pooling → one vector."""
+
+    def __init__(self, n_rois: int, d_model: int, n_layers: int, d_state: int, d_conv: int, expand: int,
+                 bidirectional: bool, pooling: str, drop_prob: float, backend: str) -> None:
+        super().__init__()
+        self.embed = nn.Linear(n_rois, d_model)
+        self.blocks = nn.ModuleList(
+            ResidualSSMBlock(d_model, d_state, d_conv, expand, bidirectional, drop_prob, backend)
+            for _ in range(n_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+        self.pooling = pooling
+        if pooling == "attention":
+            self.pool_score = nn.Linear(d_model, 1)
+
+    def forward(self, xp: torch.Tensor) -> torch.Tensor:
+        h = self.embed(rearrange(xp, "b r t -> b t r"))  # (B, T_s, d_model)
+        for block in self.blocks:
+            h = block(h)  # (B, T_s, d_model)
+        h = self.norm(h)
+        if self.pooling == "mean":
+            return h.mean(dim=1)  # (B, d_model)
+        if self.pooling == "max":
+            return h.amax(dim=1)  # (B, d_model)
+        weights = torch.softmax(self.pool_score(h), dim=1)  # (B, T_s, 1)
+        return (weights * h).sum(dim=1)  # (B, d_model)
+
+
+@register_model(
+    "NeuroSSM",
+    kind="torch",
+    description="multiscale raw + difference pathways, bidirectional Mamba encoders, gated fusion",
+    reference="NeuroSSM: Multiscale Differential State-Space Modeling for Context-Aware fMRI Analysis",
+    presets={
+        "single_pathway": {"forms": ("raw",), "scales": (1,)},
+        "raw_multiscale": {"forms": ("raw",)},
+        "diff_multiscale": {"forms": ("diff",)},
+    },
+)
+class NeuroSSM(nn.Module):
+    """Multi-pathway state-space classifier of ROI time series.
+
+    Parameters
+    ----------
+    n_rois : int
+        ROIs per time step (400 for Schaefer-400, 166 for AAL3v2).
+    n_outputs : int
+        Classes.
+    n_times : int
+        Training crop length; the model itself accepts any length ≥ the largest scale.
+    scales : tuple of int
+        Temporal scales: each pathway average-pools time by its scale.
+    forms : tuple of str
+        Signal forms: ``"raw"`` and/or ``"diff"`` (first-order temporal difference).
+    d_model : int
+        Width of each pathway's embedding.
+    n_layers : int
+        Residual Mamba blocks per pathway.
+    d_state, d_conv, expand : int
+        Mamba state size, causal convolution width and inner expansion (mamba-ssm's defaults).
+    bidirectional : bool
+        Scan time in both directions (classification sees the whole scan).
+    pooling : str
+        Temporal pooling of a pathway: ``"mean"``, ``"max"`` or ``"attention"``.
+    fusion : str
+        ``"gate"`` (softmax-gated sum of pathway vectors), ``"concat"`` or ``"mean"``.
+    drop_prob : float
+        Dropout inside blocks and before the head.
+    scan_backend : str
+        Selective-scan backend: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"reference"``.
+
+    Notes
+    -----
+    Pathway order is forms-major: ``raw_s1, raw_s2, raw_s4, diff_s1, ...``. ``forward`` takes a
+    ``pathway_mask`` of shape ``(P,)`` or ``(B, P)``; a zero entry replaces that pathway's vector
+    by zeros before fusion (CPA's ablation). With every pathway ablated the logits are those of
+    the fused zero vector.
+    """
+
+    supports_cpa = True
+
+    def __init__(
+        self,
+        n_rois: int,
+        n_outputs: int,
+        n_times: int,
+        scales: tuple[int, ...] = (1, 2, 4),
+        forms: tuple[str, ...] = ("raw", "diff"),
+        d_model: int = 64,
+        n_layers: int = 1,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        bidirectional: bool = True,
+        pooling: str = "mean",
+        fusion: str = "gate",
+        drop_prob: float = 0.1,
+        scan_backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        scales, forms = tuple(int(s) for s in scales), tuple(str(f) for f in forms)
+        if not scales or not forms or any(s < 1 for s in scales):
+            raise ConfigError(f"NeuroSSM needs at least one scale ≥ 1 and one form; got scales={scales}, forms={forms}")
+        for value, allowed, what in ((pooling, POOLINGS, "pooling"), (fusion, FUSIONS, "fusion")):
+            if value not in allowed:
+                raise ConfigError(f"NeuroSSM {what}={value!r}; choose one of {allowed}")
+        if any(f not in FORMS for f in forms):
+            raise ConfigError(f"NeuroSSM forms={forms}; each must be one of {FORMS}")
+        if n_times // max(scales) < 1:
+            raise ConfigError(f"crop length {n_times} is shorter than the largest scale {max(scales)}")
+        self.n_rois, self.n_outputs, self.n_times = n_rois, n_outputs, n_times
+        self.scales, self.forms, self.fusion = scales, forms, fusion
+        self.pathway_specs = tuple((f, s) for f in forms for s in scales)
+        self.pathways = nn.ModuleList(
+            Pathway(n_rois, d_model, n_layers, d_state, d_conv, expand, bidirectional, pooling, drop_prob,
+                    scan_backend)
+            for _ in self.pathway_specs
+        )
+        n_paths = len(self.pathway_specs)
+        if fusion == "gate":
+            self.gate = nn.Linear(d_model, 1)
+        fused_dim = d_model * n_paths if fusion == "concat" else d_model
+        self.head = nn.Sequential(nn.LayerNorm(fused_dim), nn.Dropout(drop_prob), nn.Linear(fused_dim, n_outputs))
+
+    @property
+    def pathway_names(self) -> list[str]:
+        return [f"{form}_s{scale}" for form, scale in self.pathway_specs]
+
+    def pathway_inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each pathway's own input, ``(B, R, T // scale)``, in ``pathway_names`` order."""
+        return [pathway_signal(x, form, scale) for form, scale in self.pathway_specs]
+
+    def fuse(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Fuse pathway vectors ``(B, P, d_model)`` into one vector per scan."""
+        if self.fusion == "concat":
+            return rearrange(vectors, "b p d -> b (p d)")  # (B, P·d_model)
+        if self.fusion == "mean":
+            return vectors.mean(dim=1)  # (B, d_model)
+        weights = torch.softmax(self.gate(vectors), dim=1)  # (B, P, 1)
+        return (weights * vectors).sum(dim=1)  # (B, d_model)
+
+    def pathway_vectors(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """Encode each pathway input to its pooled vector: ``(B, P, d_model)``."""
+        return torch.stack([p(xp) for p, xp in zip(self.pathways, inputs)], dim=1)  # (B, P, d_model)
+
+    def classify(self, vectors: torch.Tensor, pathway_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits from pathway vectors, with the masked pathways ablated before fusion."""
+        if pathway_mask is not None:
+            mask = torch.as_tensor(pathway_mask, dtype=vectors.dtype, device=vectors.device)
+            mask = mask.expand(vectors.shape[0], -1) if mask.ndim == 1 else mask  # (B, P)
+            vectors = vectors * mask[..., None]  # ablated pathways contribute a zero vector
+        return self.head(self.fuse(vectors))  # (B, n_outputs)
+
+    def forward_pathways(self, inputs: list[torch.Tensor], pathway_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits from the pathway inputs (CPA differentiates with respect to these)."""
+        return self.classify(self.pathway_vectors(inputs), pathway_mask)
+
+    def forward(self, x: torch.Tensor, pathway_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: ``(B, R, T)`` → logits ``(B, n_outputs)``."""
+        return self.forward_pathways(self.pathway_inputs(x), pathway_mask)

@@ -1,0 +1,71 @@
+import json
+
+import pytest
+import torch
+
+from neurossm.errors import ConfigError
+from neurossm.models import get_model
+from neurossm.models.neurossm import NeuroSSM, pathway_signal
+
+
+def _tiny(**kw):
+    torch.manual_seed(0)
+    cfg = dict(d_model=8, n_layers=1, d_state=4, scales=(1, 2), scan_backend="cpu", drop_prob=0.0)
+    cfg.update(kw)
+    return NeuroSSM(5, 3, 16, **cfg).double().eval()
+
+
+def test_pathway_signal_shapes_and_zero_first_difference():
+    x = torch.arange(24.0).reshape(1, 2, 12)
+    raw2 = pathway_signal(x, "raw", 2)
+    assert raw2.shape == (1, 2, 6)
+    torch.testing.assert_close(raw2[0, 0, :2], torch.tensor([0.5, 2.5]))
+    d = pathway_signal(x, "diff", 2)
+    assert d.shape == (1, 2, 6)
+    assert torch.all(d[..., 0] == 0) and torch.all(d[..., 1:] == 2.0)
+
+
+def test_pathway_names_follow_forms_then_scales():
+    assert _tiny().pathway_names == ["raw_s1", "raw_s2", "diff_s1", "diff_s2"]
+    assert _tiny(forms=("diff",), scales=(4,)).pathway_names == ["diff_s4"]
+
+
+@pytest.mark.parametrize("fusion", ["gate", "concat", "mean"])
+def test_ablating_every_pathway_gives_the_logits_of_the_fused_zero_vector(fusion):
+    model = _tiny(fusion=fusion)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    out = model(x, pathway_mask=torch.zeros(4))
+    zero_vectors = torch.zeros(2, 4, 8, dtype=torch.float64)
+    torch.testing.assert_close(out, model.head(model.fuse(zero_vectors)))
+    # A per-scan mask ablates per scan.
+    mask = torch.tensor([[1.0, 1, 1, 1], [0, 0, 0, 0]])
+    both = model(x, pathway_mask=mask)
+    torch.testing.assert_close(both[0], model(x)[0])
+    torch.testing.assert_close(both[1], out[1])
+
+
+def test_ablating_one_pathway_changes_the_logits():
+    model = _tiny()
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    assert not torch.allclose(model(x), model(x, pathway_mask=torch.tensor([1.0, 0, 1, 1])))
+
+
+def test_bad_options_are_refused_with_the_allowed_values():
+    with pytest.raises(ConfigError, match="pooling"):
+        NeuroSSM(5, 2, 16, pooling="median")
+    with pytest.raises(ConfigError, match="forms"):
+        NeuroSSM(5, 2, 16, forms=("second_diff",))
+    with pytest.raises(ConfigError, match="shorter than the largest scale"):
+        NeuroSSM(5, 2, 2, scales=(4,))
+
+
+def test_registered_with_ablation_presets_and_json_config():
+    spec = get_model("neurossm")
+    cfg = spec.resolve_config({"d_model": 16}, preset="diff_multiscale")
+    assert cfg["forms"] == ("diff",) and cfg["d_model"] == 16
+    cfg = spec.resolve_config({"scales": 1})  # --config scales=1 → (1,)
+    assert cfg["scales"] == (1,)
+    model = spec.build(6, 2, 32, json.loads(json.dumps(cfg)))
+    assert model.pathway_names == ["raw_s1", "diff_s1"]
+    with pytest.raises(ConfigError, match="no option 'width'"):
+        spec.resolve_config({"width": 3})
