@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import torch
+
+from neurossm.data.scans import Scan, assemble
+from neurossm.explain.cpa import explain_scan_batch, explain_to_files
+from neurossm.models.neurossm import NeuroSSM
+
+
+def _model(**kw):
+    torch.manual_seed(1)
+    cfg = dict(d_model=8, n_layers=1, d_state=4, scales=(1, 2), scan_backend="cpu", drop_prob=0.0)
+    cfg.update(kw)
+    return NeuroSSM(4, 2, 12, **cfg).double().eval()
+
+
+def _target_logit(model, inputs, target):
+    with torch.no_grad():
+        return float(model.forward_pathways(inputs)[0, target])
+
+
+def test_activation_times_gradient_equals_finite_differences():
+    model = _model()
+    x = np.random.default_rng(0).standard_normal((4, 12))
+    res = explain_scan_batch(model, [x], crop_length=12, targets=[1])
+    inputs = model.pathway_inputs(torch.as_tensor(x[None], dtype=torch.float64))
+    eps = 1e-6
+    for p, xp in enumerate(inputs):
+        fd = np.zeros(xp.shape[1:])
+        for r in range(xp.shape[1]):
+            for t in range(xp.shape[2]):
+                plus = [v.clone() for v in inputs]
+                minus = [v.clone() for v in inputs]
+                plus[p][0, r, t] += eps
+                minus[p][0, r, t] -= eps
+                grad = (_target_logit(model, plus, 1) - _target_logit(model, minus, 1)) / (2 * eps)
+                fd[r, t] = abs(float(xp[0, r, t]) * grad)
+        expected = fd.sum(axis=1) / fd.sum()
+        np.testing.assert_allclose(res.pathway_maps[0, p], expected, rtol=1e-5, atol=1e-8)
+
+
+def test_importance_is_the_normalised_positive_logit_drop():
+    model = _model()
+    x = np.random.default_rng(1).standard_normal((4, 12))
+    res = explain_scan_batch(model, [x], crop_length=12, targets=[0])
+    drops = np.maximum(0, res.logit_full[0] - res.logit_ablated[0])
+    assert np.all(res.pathway_importance >= 0)
+    np.testing.assert_allclose(res.pathway_importance.sum(axis=1), 1.0)
+    if drops.sum() > 0:
+        np.testing.assert_allclose(res.pathway_importance[0], drops / drops.sum())
+    np.testing.assert_allclose(res.cpa_score[0], (res.pathway_importance[0][:, None] * res.pathway_maps[0]).sum(0))
+    assert res.dominant_pathway.shape == (1, 4)
+
+
+def test_uniform_fallback_when_no_pathway_matters():
+    model = _model()
+    with torch.no_grad():
+        model.head[-1].weight.zero_()  # every logit is the bias: no ablation changes anything
+    res = explain_scan_batch(model, [np.random.default_rng(2).standard_normal((4, 12))], crop_length=12,
+                             targets=[0])
+    assert res.importance_fallback[0]
+    np.testing.assert_allclose(res.pathway_importance[0], 0.25)
+
+
+def test_windows_are_averaged_like_at_test_time():
+    model = _model()
+    x = np.random.default_rng(3).standard_normal((4, 30))  # windows at 0, 12, 18
+    res = explain_scan_batch(model, [x], crop_length=12, targets=[0])
+    with torch.no_grad():
+        wins = torch.as_tensor(np.stack([x[:, s:s + 12] for s in (0, 12, 18)]))
+        expected = model(wins).mean(0).numpy()
+    np.testing.assert_allclose(res.logits[0], expected, rtol=1e-10)
+
+
+def test_files_hold_the_documented_fields(tmp_path):
+    model = _model()
+    rng = np.random.default_rng(4)
+    scans = [Scan(f"s{i}", f"p{i}", i % 2, rng.standard_normal((4, 12)).astype(np.float32)) for i in range(5)]
+    ds = assemble("SYNTHETIC", scans, ("a", "b"), atlas="synthetic", n_rois=4, crop_length=12)
+    model = model.float()
+    paths = explain_to_files(model, ds.scans, ds, tmp_path / "seed_0", crop_length=12, batch_size=2)
+    assert sorted(p.name for p in paths) == [f"subj_s{i}.npz" for i in range(5)]
+    with np.load(paths[1], allow_pickle=False) as f:
+        for key in ("scan_id", "subject_id", "label", "pred", "probs", "class_names", "pathway_names",
+                    "pathway_maps", "pathway_importance", "logit_full", "logit_ablated", "cpa_score",
+                    "dominant_pathway", "target", "atlas", "n_rois"):
+            assert key in f.files, key
+        assert str(f["scan_id"]) == "s1" and int(f["target"]) == 1 == int(f["label"])
+        assert f["pathway_maps"].shape == (4, 4) and f["cpa_score"].shape == (4,)
+        assert list(f["pathway_names"]) == ["raw_s1", "raw_s2", "diff_s1", "diff_s2"]
+        assert str(f["atlas"]) == "synthetic" and int(f["n_rois"]) == 4
+        assert f["probs"].sum() == pytest.approx(1.0)
