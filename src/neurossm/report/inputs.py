@@ -1,0 +1,216 @@
+"""What a report reads: a run folder, the CPA files of its test scans, and the reference outputs.
+
+Each reader tolerates what a real run folder can look like: a run stopped mid-way (no summary
+yet), a model without epochs (a ``history.csv`` with other columns, or none), an analysis not yet
+run. Nothing here plots; :mod:`neurossm.report.plots` draws what these return.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataNotFoundError
+from ..io import read_json
+from ..log import get_logger
+
+log = get_logger(__name__)
+
+_SEED_FOLD = re.compile(r"seed_(\d+)(?:/fold_(\d+))?")
+
+
+@dataclass
+class RunData:
+    """One run folder as the report needs it."""
+
+    root: Path
+    config: dict[str, Any]
+    dataset: dict[str, Any]
+    summary: dict[str, Any]
+    fold_metrics: pd.DataFrame | None
+    predictions: pd.DataFrame | None
+    histories: dict[tuple[int, int], pd.DataFrame | None] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        return str(self.summary.get("model") or self.config.get("model", {}).get("name") or self.root.parent.name)
+
+    @property
+    def dataset_name(self) -> str:
+        return str(self.summary.get("dataset") or self.config.get("dataset", {}).get("name")
+                   or self.dataset.get("dataset") or self.root.parent.parent.name)
+
+    @property
+    def class_names(self) -> list[str]:
+        names = self.config.get("dataset", {}).get("class_names") or self.dataset.get("class_names")
+        if names:
+            return [str(c) for c in names]
+        if self.predictions is not None:
+            return [c[len("prob_"):] for c in self.predictions.columns if c.startswith("prob_")]
+        return []
+
+    @property
+    def seeds(self) -> list[int]:
+        seeds = self.config.get("options", {}).get("seeds")
+        if seeds:
+            return [int(s) for s in seeds]
+        return sorted({s for s, _ in self.histories})
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return read_json(path)
+    except ValueError as exc:
+        log.warning("report: %s is not valid JSON (%s); left out", path, exc)
+        return {}
+
+
+def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame | None:
+    """A CSV, or ``None`` when it is missing or empty (an epoch-less model's history can be)."""
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        return None
+    return frame if len(frame.columns) else None
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read the files of ``run_dir`` (layout: :mod:`neurossm.training.results`)."""
+    root = Path(run_dir)
+    if not (root / "config.json").is_file() and not (root / "summary.json").is_file():
+        raise DataNotFoundError(f"{root}: no config.json or summary.json there; is it a run folder "
+                                "(Results/<DATASET>/<MODEL>/<run>)?")
+    ids = {"scan_id": str, "subject_id": str}
+    histories = {}
+    for path in sorted(root.glob("seed_*/fold_*/history.csv")):
+        seed, fold = int(path.parent.parent.name.split("_")[1]), int(path.parent.name.split("_")[1])
+        histories[(seed, fold)] = _read_csv(path)
+    return RunData(root=root, config=_read_json(root / "config.json"), dataset=_read_json(root / "dataset.json"),
+                   summary=_read_json(root / "summary.json"), fold_metrics=_read_csv(root / "fold_metrics.csv"),
+                   predictions=_read_csv(root / "predictions.csv", dtype=ids), histories=histories)
+
+
+def _candidates(run: RunData, relative: Path) -> list[Path]:
+    """Where a path the run wrote relative to its working directory can be now.
+
+    The run folder is ``<results-root>/<DATASET>/<MODEL>/<run>``; the results root usually sits
+    in the directory the run started from, so its parent is tried after the current directory.
+    """
+    if relative.is_absolute():
+        return [relative]
+    out = [Path.cwd() / relative]
+    parents = run.root.resolve().parents
+    if len(parents) > 3:
+        out.append(parents[3] / relative)
+    return out
+
+
+def default_cpa_dir(run: RunData) -> Path | None:
+    """``<analysis_root>/Explainability/<DATASET>`` of a run started with ``--analysis``, if it exists."""
+    options = run.config.get("options", {})
+    if not options.get("analysis"):
+        return None
+    rel = Path(options.get("analysis_root") or "Analysis") / "Explainability" / run.dataset_name
+    return next((p for p in _candidates(run, rel) if p.is_dir()), None)
+
+
+def default_reference_dir(run: RunData) -> Path | None:
+    """``<analysis_root>/Explainability_Results`` (where ``neurossm reference`` writes), if it was
+    written after the run finished.
+
+    An older one scored the CPA maps of an earlier run, so it would describe another model; the
+    report of a new run leaves it out, and ``neurossm report`` picks it up once the reference
+    analysis has been run on this run's maps.
+    """
+    rel = Path(run.config.get("options", {}).get("analysis_root") or "Analysis") / "Explainability_Results"
+    finished = run.root / "summary.json"
+    since = finished.stat().st_mtime if finished.is_file() else 0.0
+    for p in _candidates(run, rel):
+        stamps = [q.stat().st_mtime for q in (p / "summary.csv", p / "maps" / run.dataset_name) if q.exists()]
+        if stamps and max(stamps) >= since:
+            return p
+    return None
+
+
+@dataclass
+class CpaSet:
+    """Pathway importance of every CPA file, grouped by the class each file explains."""
+
+    root: Path
+    class_names: list[str]
+    pathway_names: list[str]
+    importance: dict[str, np.ndarray]     # class → (n_files, P)
+    n_fallback: int                       # files whose calibration fell back to uniform weights
+    n_files: int
+
+
+def _scalar(value: np.ndarray) -> Any:
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
+def load_cpa(cpa_dir: str | Path, seeds: list[int] | None = None) -> CpaSet | None:
+    """Read ``subj_*.npz`` under ``cpa_dir`` (of ``seeds`` only, when given); ``None`` if there are none."""
+    root = Path(cpa_dir)
+    files = sorted(root.rglob("subj_*.npz"))
+    if seeds:
+        keep = {int(s) for s in seeds}
+        files = [f for f in files if (m := _SEED_FOLD.search(f.relative_to(root).as_posix())) is None
+                 or int(m.group(1)) in keep]
+    if not files:
+        return None
+    class_names: list[str] = []
+    pathway_names: list[str] = []
+    rows: dict[int, list[np.ndarray]] = {}
+    fallback = 0
+    for path in files:
+        # Only the members the report needs: an npz decompresses a member when it is read.
+        with np.load(path, allow_pickle=False) as z:
+            if not class_names:
+                class_names = [str(c) for c in z["class_names"]]
+                pathway_names = [str(p) for p in z["pathway_names"]]
+            target = int(_scalar(z["target"] if "target" in z.files else z["label"]))
+            rows.setdefault(target, []).append(np.asarray(z["pathway_importance"], dtype=np.float64))
+            if "importance_fallback" in z.files and bool(_scalar(z["importance_fallback"])):
+                fallback += 1
+    importance = {}
+    for target in sorted(rows):
+        name = class_names[target] if 0 <= target < len(class_names) else f"class {target}"
+        importance[name] = np.vstack(rows[target])
+    return CpaSet(root=root, class_names=class_names, pathway_names=pathway_names, importance=importance,
+                  n_fallback=fallback, n_files=len(files))
+
+
+@dataclass
+class ReferenceSet:
+    """The reference analysis of one dataset: its summary rows and the NIfTI maps per class."""
+
+    root: Path
+    summary: pd.DataFrame | None
+    maps: dict[str, dict[str, Path]]      # class → map name (file stem) → path
+
+
+def load_reference(reference_dir: str | Path, dataset: str) -> ReferenceSet | None:
+    """``summary.csv`` (rows of ``dataset`` when it has a dataset column) and ``maps/<dataset>/<class>/``."""
+    root = Path(reference_dir)
+    summary = _read_csv(root / "summary.csv")
+    if summary is not None and "dataset" in summary.columns:
+        mine = summary[summary["dataset"].astype(str).str.upper() == dataset.upper()]
+        summary = mine if len(mine) else summary
+    maps: dict[str, dict[str, Path]] = {}
+    map_root = root / "maps" / dataset
+    for class_dir in sorted(p for p in map_root.glob("*") if p.is_dir()):
+        found = {f.name[: -len(".nii.gz")]: f for f in sorted(class_dir.glob("*.nii.gz"))}
+        if found:
+            maps[class_dir.name] = found
+    if summary is None and not maps:
+        return None
+    return ReferenceSet(root=root, summary=summary, maps=maps)

@@ -1,0 +1,173 @@
+import argparse
+import base64
+import io
+import os
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from neurossm.errors import DataNotFoundError
+from neurossm.report import build_report
+from neurossm.report.cli import add_arguments
+from neurossm.report.cli import run as run_cli
+from neurossm.report.inputs import (
+    default_cpa_dir,
+    default_reference_dir,
+    load_cpa,
+    load_run,
+)
+from neurossm.training.runner import ExperimentOptions, run_experiment
+
+SECTIONS = ("dataset", "metrics", "roc", "confusion", "learning-curves", "pathway-importance", "brain-maps",
+            "reference-summary", "config")
+IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def _section(page: str, sid: str) -> str:
+    start = page.index(f'<section id="{sid}">')
+    return page[start: page.index("</section>", start)]
+
+
+def _images(text: str) -> list[Image.Image]:
+    out = []
+    for b64 in IMG.findall(text):
+        png = base64.b64decode(b64, validate=True)
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        img = Image.open(io.BytesIO(png))
+        img.load()
+        out.append(img)
+    return out
+
+
+def test_full_report_has_every_section_filled(full_report):
+    path, page = full_report
+    assert path.name == "report.html"
+    for sid in SECTIONS:
+        assert f'<section id="{sid}">' in page, sid
+    assert "section unavailable" not in page
+    for sid in ("roc", "confusion", "learning-curves", "pathway-importance", "brain-maps"):
+        assert _images(_section(page, sid)), f"{sid} has no figure"
+    metrics = _section(page, "metrics")
+    assert "NeuroSSM" in metrics and "FC_LR" in metrics and "±" in metrics
+    assert "FC_LR: no learning curve (closed-form model" in _section(page, "learning-curves")
+    ref = _section(page, "reference-summary")
+    for col in ("partial_r", "p_perm", "dice_top25", "terms", "working memory"):
+        assert col in ref
+    data = _section(page, "dataset")
+    assert "too short" in data and "scan90" in data
+
+
+def test_every_image_decodes_and_is_not_blank(full_report):
+    _, page = full_report
+    images = _images(page)
+    # ROC, two confusion matrices, one learning curve, pathway importance, brain maps of 2 classes.
+    assert len(images) == 7
+    for img in images:
+        assert img.width > 0 and img.height > 0
+        assert np.asarray(img.convert("L"), dtype=np.float64).std() > 0
+
+
+def test_page_is_self_contained_and_text_is_escaped(full_report):
+    _, page = full_report
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', page)
+    assert "<script" not in page and "<link" not in page
+    # A dropped item named like markup shows as text.
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_missing_cpa_and_reference_say_so(tmp_path, fake):
+    run = fake.run(tmp_path, analysis=False)
+    page = build_report(run).read_text(encoding="utf-8")
+    assert "No CPA outputs found" in _section(page, "pathway-importance")
+    assert "No reference maps found" in _section(page, "brain-maps")
+    assert "No reference summary found" in _section(page, "reference-summary")
+    assert "section unavailable" not in page
+    assert not _images(_section(page, "brain-maps"))
+
+
+def test_defaults_find_the_cpa_files_and_a_newer_reference(tmp_path, fake, monkeypatch):
+    run_dir = fake.run(tmp_path, analysis=True)
+    cpa = fake.cpa(tmp_path / "Analysis")
+    ref = fake.reference(tmp_path / "Analysis" / "Explainability_Results")
+    monkeypatch.chdir(tmp_path / "Results")  # not the run's working directory: found through the run folder
+    run = load_run(run_dir)
+    assert default_cpa_dir(run) == cpa
+    assert load_cpa(cpa, run.seeds).n_files == 8
+    assert load_cpa(cpa, [1]) is None
+    assert default_reference_dir(run) == ref
+    # A reference analysis older than the run scored another run's maps: left out.
+    old = (run_dir / "summary.json").stat().st_mtime - 60
+    for p in (ref / "summary.csv", ref / "maps" / "SYNTHETIC"):
+        os.utime(p, (old, old))
+    assert default_reference_dir(run) is None
+    # A run without --analysis wrote no CPA files, whatever lies in Analysis/.
+    assert default_cpa_dir(load_run(fake.run(tmp_path / "other", analysis=False))) is None
+
+
+def test_a_broken_section_is_reported_and_the_rest_is_kept(tmp_path, fake, caplog):
+    run = fake.run(tmp_path)
+    pred = (run / "predictions.csv").read_text().replace("prob_class1", "prob_other")
+    (run / "predictions.csv").write_text(pred)
+    cpa = fake.cpa(tmp_path / "Analysis")
+    next(cpa.rglob("*.npz")).write_bytes(b"not an npz")
+    page = build_report(run, cpa_dir=cpa).read_text(encoding="utf-8")
+    assert "section unavailable" in _section(page, "roc")
+    assert "section unavailable" in _section(page, "pathway-importance")
+    assert _images(_section(page, "learning-curves"))
+    assert "±" in _section(page, "metrics")
+    assert any("unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_several_classes_get_one_vs_rest_curves(tmp_path, fake):
+    run = fake.run(tmp_path, n_classes=3, n_scans=30, folds=3, class_names=["MOTOR", "WM", "<LANG>"])
+    page = build_report(run, out=tmp_path / "r.html", title="three classes").read_text(encoding="utf-8")
+    assert "<title>three classes</title>" in page
+    assert "One-vs-rest" in _section(page, "roc")
+    assert "&lt;LANG&gt;" in page and "<LANG>" not in page
+    assert len(_images(_section(page, "confusion"))) == 1
+
+
+def test_not_a_run_folder(tmp_path):
+    with pytest.raises(DataNotFoundError, match="is it a run folder"):
+        build_report(tmp_path)
+
+
+def test_every_run_writes_its_report(tmp_path, tiny_dataset):
+    opts = ExperimentOptions(dataset="CUSTOM", model="FC_LR", results_root=str(tmp_path / "Results"), seeds=(0,),
+                             folds=3, run_name="r")
+    run = run_experiment(opts, dataset=tiny_dataset).run_dir
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "no learning curve (closed-form model" in page
+    assert "section unavailable" not in page
+    assert len(_images(page)) == 2  # ROC and confusion
+
+
+def test_cli_rebuilds_with_explicit_folders(tmp_path, fake, capsys):
+    run = fake.run(tmp_path)
+    cpa = fake.cpa(tmp_path / "elsewhere")
+    out = tmp_path / "out" / "page.html"
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([str(run), "--cpa-dir", str(cpa), "--reference-dir", str(tmp_path / "none"),
+                              "--out", str(out)])
+    assert run_cli(args) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    page = out.read_text(encoding="utf-8")
+    assert _images(_section(page, "pathway-importance"))
+    assert "No reference maps found in" in page
+    assert not (run / "report.html").exists()
+
+
+def test_a_run_stopped_before_its_first_fold_still_gets_a_page(tmp_path, fake):
+    run = fake.run(tmp_path)
+    for name in ("summary.json", "fold_metrics.csv", "predictions.csv"):
+        (run / name).unlink()
+    for history in run.rglob("history.csv"):
+        history.unlink()
+    page = build_report(run).read_text(encoding="utf-8")
+    assert "no finished fold" in _section(page, "metrics")
+    assert "No test predictions yet" in _section(page, "roc")
+    assert "no history.csv" in _section(page, "learning-curves")
+    assert "scans per class" in _section(page, "dataset")
