@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from neurossm.data.preprocess import zscore
 from neurossm.data.scans import Scan, assemble
+
+# Test tensors are tiny: one thread avoids thread start-up and contention costs on shared machines.
+torch.set_num_threads(1)
 
 
 def make_dataset(n_scans: int = 40, n_rois: int = 8, n_times: int = 60, scans_per_subject: int = 2,
