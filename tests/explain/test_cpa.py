@@ -34,8 +34,9 @@ def test_activation_times_gradient_equals_finite_differences():
                 plus[p][0, r, t] += eps
                 minus[p][0, r, t] -= eps
                 grad = (_target_logit(model, plus, 1) - _target_logit(model, minus, 1)) / (2 * eps)
-                fd[r, t] = abs(float(xp[0, r, t]) * grad)
-        expected = fd.sum(axis=1) / fd.sum()
+                fd[r, t] = float(xp[0, r, t]) * grad
+        roi = np.abs(fd.sum(axis=1))  # |Σ_t x · ∂y/∂x|: the ROI's net contribution
+        expected = roi / roi.sum()
         np.testing.assert_allclose(res.pathway_maps[0, p], expected, rtol=1e-5, atol=1e-8)
 
 

@@ -2,8 +2,15 @@
 
 For a scan and its target class c:
 
-1. Localisation. For each pathway p, ``a_p[r] = Σ_t |x_p[r, t] · ∂y_c/∂x_p[r, t]|`` — activation
-   × gradient of the target logit with respect to the pathway's own input — scaled to sum to 1.
+1. Localisation. For each pathway p, ``a_p[r] = |Σ_t x_p[r, t] · ∂y_c/∂x_p[r, t]|`` — activation
+   × gradient of the target logit with respect to the pathway's own input, summed over the scan's
+   time points, then its magnitude — scaled to sum to 1. The sum over time comes before the
+   magnitude so that ``a_p[r]`` is ROI r's net first-order contribution to the logit: moment-to-
+   moment contributions of an ROI that cancel over the scan (a model leaning on noise it has
+   memorised) do not count, and a sparse but consistent signal (transient events) is not
+   outweighed by ROIs whose contributions are large at every time point. Summing magnitudes
+   (``Σ_t |x · ∂y/∂x|``, DESIGN's first formulation) ranked planted event ROIs at the bottom of
+   the map on synthetic data where this one ranks them at the top (see docs/cpa.md).
 2. Calibration. ``w_p = max(0, y_c(full) − y_c(p ablated before fusion))``, scaled to sum to 1;
    when every drop is ≤ 0 the weights fall back to uniform and the file records it.
 3. ``cpa_score[r] = Σ_p w_p a_p[r]``; ``dominant_pathway[r] = argmax_p w_p a_p[r]``.
@@ -23,9 +30,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..data.preprocess import window_starts
 from ..io import write_npz
 from ..log import get_logger, progress
+from ..training.estimators import window_batches
 
 log = get_logger(__name__)
 
@@ -59,11 +66,7 @@ def explain_scan_batch(model: torch.nn.Module, scans: Sequence[np.ndarray], crop
     """CPA of a few scans (each ``(R, T)``); ``targets=None`` explains the predicted class."""
     model.eval()
     dtype = next(model.parameters()).dtype
-    owners, windows = [], []
-    for i, x in enumerate(scans):
-        for s in window_starts(x.shape[-1], crop_length):
-            owners.append(i)
-            windows.append(x[:, s : s + crop_length])
+    owners, windows = window_batches(scans, crop_length)
     owners_t = torch.as_tensor(owners, device=device)
     n_scans = len(scans)
     counts = torch.bincount(owners_t, minlength=n_scans).to(dtype)  # (S,)
@@ -85,9 +88,9 @@ def explain_scan_batch(model: torch.nn.Module, scans: Sequence[np.ndarray], crop
     n_paths = len(inputs)
     maps = []
     for xp in inputs:
-        contrib = (xp.detach() * xp.grad).abs().sum(dim=-1)  # (W, R)
+        contrib = (xp.detach() * xp.grad).sum(dim=-1)  # (W, R), signed net contribution per window
         per_scan = torch.zeros(n_scans, contrib.shape[1], dtype=dtype, device=device).index_add(0, owners_t, contrib)
-        maps.append(per_scan)
+        maps.append(per_scan.abs())  # (S, R): magnitude of the scan's net contribution
     pathway_maps, _ = _normalise_rows(torch.stack(maps, dim=1).cpu().numpy())  # (S, P, R)
 
     with torch.no_grad():

@@ -42,8 +42,12 @@ def resolve_device(device: str | int | None) -> torch.device:
     return torch.device(f"cuda:{int(index)}")
 
 
-def _window_batches(scans: Sequence[np.ndarray], length: int):
-    """All test windows of all scans, with the owning scan's index for each window."""
+def window_batches(scans: Sequence[np.ndarray], length: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """All test windows of all scans, and the index of the scan owning each window.
+
+    Testing and CPA (:mod:`neurossm.explain.cpa`) both see a scan through these windows, so an
+    explanation is of the logit the model was tested on.
+    """
     owners, wins = [], []
     for i, x in enumerate(scans):
         for s in window_starts(x.shape[-1], length):
@@ -179,7 +183,7 @@ class TorchEstimator(Estimator):
     @torch.no_grad()
     def predict_logits(self, X):
         self.module.eval()
-        owners, wins = _window_batches(X, self.crop_length)
+        owners, wins = window_batches(X, self.crop_length)
         chunk = max(1, 2 * self.training.batch_size)
         outs = []
         for b in range(0, len(wins), chunk):
@@ -214,7 +218,7 @@ class FeatureEstimator(Estimator):
         return self
 
     def predict_logits(self, X):
-        owners, wins = _window_batches(X, self.crop_length)
+        owners, wins = window_batches(X, self.crop_length)
         return _average_by_owner(np.asarray(self.model.predict_log_proba(wins)), owners, len(X))
 
     def save(self, path: str | Path) -> None:
