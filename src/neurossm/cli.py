@@ -70,22 +70,27 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--verbose", action="store_true", help="debug logging")
 
 
+def device_flag(device: str) -> str:
+    """``--device auto`` becomes GPU 0 when CUDA is available, else ``cpu``; other values pass through."""
+    if device == "auto":
+        import torch
+
+        return "0" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
 def options_from_args(args: argparse.Namespace):
     from .config import parse_overrides
     from .training.runner import ExperimentOptions
 
-    device = args.device
-    if device == "auto":
-        import torch
-
-        device = "0" if torch.cuda.is_available() else "cpu"
+    device = device_flag(args.device)
     dataset_options = parse_overrides(args.data_option)
     if args.task_release is not None:
         dataset_options["task_release"] = None if args.task_release.lower() == "all" else args.task_release
     return ExperimentOptions(
         dataset=args.dataset, model=args.model, data_root=args.data_root, results_root=args.results_root,
         run_name=args.run_name, resume=args.resume, seeds=_seed_list(args.seeds), folds=args.folds,
-        device=str(device), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        device=device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         crop_length=args.crop_length, n_rois=args.n_rois, skip_cross_validation=args.skip_cross_validation,
         analysis=args.analysis, analysis_root=args.analysis_root, cpa_target=args.cpa_target,
         preset=args.preset, model_config=parse_overrides(args.config), dataset_options=dataset_options,

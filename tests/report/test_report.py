@@ -1,12 +1,9 @@
 import argparse
-import base64
-import io
 import os
 import re
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from neurossm.errors import DataNotFoundError
 from neurossm.report import build_report
@@ -19,27 +16,7 @@ from neurossm.report.inputs import (
     load_run,
 )
 from neurossm.training.runner import ExperimentOptions, run_experiment
-
-SECTIONS = ("dataset", "metrics", "roc", "confusion", "learning-curves", "pathway-importance", "brain-maps",
-            "reference-summary", "config")
-IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
-
-
-def _section(page: str, sid: str) -> str:
-    start = page.index(f'<section id="{sid}">')
-    return page[start: page.index("</section>", start)]
-
-
-def _images(text: str) -> list[Image.Image]:
-    out = []
-    for b64 in IMG.findall(text):
-        png = base64.b64decode(b64, validate=True)
-        assert png.startswith(b"\x89PNG\r\n\x1a\n")
-        img = Image.open(io.BytesIO(png))
-        img.load()
-        out.append(img)
-    return out
-
+from report_pages import SECTIONS, images, section
 
 def test_full_report_has_every_section_filled(full_report):
     path, page = full_report
@@ -48,23 +25,23 @@ def test_full_report_has_every_section_filled(full_report):
         assert f'<section id="{sid}">' in page, sid
     assert "section unavailable" not in page
     for sid in ("roc", "confusion", "learning-curves", "pathway-importance", "brain-maps"):
-        assert _images(_section(page, sid)), f"{sid} has no figure"
-    metrics = _section(page, "metrics")
+        assert images(section(page, sid)), f"{sid} has no figure"
+    metrics = section(page, "metrics")
     assert "NeuroSSM" in metrics and "FC_LR" in metrics and "±" in metrics
-    assert "FC_LR: no learning curve (closed-form model" in _section(page, "learning-curves")
-    ref = _section(page, "reference-summary")
+    assert "FC_LR: no learning curve (closed-form model" in section(page, "learning-curves")
+    ref = section(page, "reference-summary")
     for col in ("partial_r", "p_perm", "dice_top25", "terms", "working memory"):
         assert col in ref
-    data = _section(page, "dataset")
+    data = section(page, "dataset")
     assert "too short" in data and "scan90" in data
 
 
 def test_every_image_decodes_and_is_not_blank(full_report):
     _, page = full_report
-    images = _images(page)
+    found = images(page)
     # ROC, two confusion matrices, one learning curve, pathway importance, brain maps of 2 classes.
-    assert len(images) == 7
-    for img in images:
+    assert len(found) == 7
+    for img in found:
         assert img.width > 0 and img.height > 0
         assert np.asarray(img.convert("L"), dtype=np.float64).std() > 0
 
@@ -80,11 +57,11 @@ def test_page_is_self_contained_and_text_is_escaped(full_report):
 def test_missing_cpa_and_reference_say_so(tmp_path, fake):
     run = fake.run(tmp_path, analysis=False)
     page = build_report(run).read_text(encoding="utf-8")
-    assert "No CPA outputs found" in _section(page, "pathway-importance")
-    assert "No reference maps found" in _section(page, "brain-maps")
-    assert "No reference summary found" in _section(page, "reference-summary")
+    assert "No CPA outputs found" in section(page, "pathway-importance")
+    assert "No reference maps found" in section(page, "brain-maps")
+    assert "No reference summary found" in section(page, "reference-summary")
     assert "section unavailable" not in page
-    assert not _images(_section(page, "brain-maps"))
+    assert not images(section(page, "brain-maps"))
 
 
 def test_defaults_find_the_cpa_files_and_a_newer_reference(tmp_path, fake, monkeypatch):
@@ -113,10 +90,10 @@ def test_a_broken_section_is_reported_and_the_rest_is_kept(tmp_path, fake, caplo
     cpa = fake.cpa(tmp_path / "Analysis")
     next(cpa.rglob("*.npz")).write_bytes(b"not an npz")
     page = build_report(run, cpa_dir=cpa).read_text(encoding="utf-8")
-    assert "section unavailable" in _section(page, "roc")
-    assert "section unavailable" in _section(page, "pathway-importance")
-    assert _images(_section(page, "learning-curves"))
-    assert "±" in _section(page, "metrics")
+    assert "section unavailable" in section(page, "roc")
+    assert "section unavailable" in section(page, "pathway-importance")
+    assert images(section(page, "learning-curves"))
+    assert "±" in section(page, "metrics")
     assert any("unavailable" in r.getMessage() for r in caplog.records)
 
 
@@ -124,9 +101,9 @@ def test_several_classes_get_one_vs_rest_curves(tmp_path, fake):
     run = fake.run(tmp_path, n_classes=3, n_scans=30, folds=3, class_names=["MOTOR", "WM", "<LANG>"])
     page = build_report(run, out=tmp_path / "r.html", title="three classes").read_text(encoding="utf-8")
     assert "<title>three classes</title>" in page
-    assert "One-vs-rest" in _section(page, "roc")
+    assert "One-vs-rest" in section(page, "roc")
     assert "&lt;LANG&gt;" in page and "<LANG>" not in page
-    assert len(_images(_section(page, "confusion"))) == 1
+    assert len(images(section(page, "confusion"))) == 1
 
 
 def test_not_a_run_folder(tmp_path):
@@ -141,7 +118,7 @@ def test_every_run_writes_its_report(tmp_path, tiny_dataset):
     page = (run / "report.html").read_text(encoding="utf-8")
     assert "no learning curve (closed-form model" in page
     assert "section unavailable" not in page
-    assert len(_images(page)) == 2  # ROC and confusion
+    assert len(images(page)) == 2  # ROC and confusion
 
 
 def test_cli_rebuilds_with_explicit_folders(tmp_path, fake, capsys):
@@ -155,7 +132,7 @@ def test_cli_rebuilds_with_explicit_folders(tmp_path, fake, capsys):
     assert run_cli(args) == 0
     assert capsys.readouterr().out.strip() == str(out)
     page = out.read_text(encoding="utf-8")
-    assert _images(_section(page, "pathway-importance"))
+    assert images(section(page, "pathway-importance"))
     assert "No reference maps found in" in page
     assert not (run / "report.html").exists()
 
@@ -167,7 +144,7 @@ def test_a_run_stopped_before_its_first_fold_still_gets_a_page(tmp_path, fake):
     for history in run.rglob("history.csv"):
         history.unlink()
     page = build_report(run).read_text(encoding="utf-8")
-    assert "no finished fold" in _section(page, "metrics")
-    assert "No test predictions yet" in _section(page, "roc")
-    assert "no history.csv" in _section(page, "learning-curves")
-    assert "scans per class" in _section(page, "dataset")
+    assert "no finished fold" in section(page, "metrics")
+    assert "No test predictions yet" in section(page, "roc")
+    assert "no history.csv" in section(page, "learning-curves")
+    assert "scans per class" in section(page, "dataset")

@@ -105,6 +105,7 @@ DATASET_OPTIONS: dict[str, dict[str, DatasetOption]] = {
         "amplitude": DatasetOption(1.0, float, "signal std relative to the ROI's own noise std"),
         "noise": DatasetOption("ar1", str, "private ROI noise", choices=("ar1", "white")),
         "class_names": DatasetOption(None, _names, "class names, e.g. 'rest,task' (default: class0, class1, ...)"),
+        "atlas": DatasetOption("synthetic", str, "atlas the ROIs stand for (aal3v2 needs n_rois=166)"),
     },
 }
 

@@ -36,6 +36,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.signal import lfilter
 
+from ..config import ATLAS_N_ROIS
 from ..errors import ConfigError
 from ..io import write_json
 from .preprocess import zscore
@@ -68,6 +69,7 @@ def make_synthetic(
     noise: str = "ar1",
     class_names: Sequence[str] | None = None,
     crop_length: int | None = None,
+    atlas: str = "synthetic",
 ) -> ScanDataset:
     """Generate a balanced synthetic dataset, deterministically from ``seed``.
 
@@ -98,6 +100,9 @@ def make_synthetic(
         Default ``("class0", "class1", ...)``.
     crop_length : int, optional
         Training crop length (default ``n_times``).
+    atlas : str
+        Atlas the ROIs are said to belong to (``"aal3v2"`` makes ROI ``r`` the ``r``-th AAL3v2
+        region, so CPA maps can be drawn and scored in that atlas); ``n_rois`` must match it.
 
     Returns
     -------
@@ -107,6 +112,8 @@ def make_synthetic(
     """
     names = _class_names(class_names, n_classes)
     _check(n_scans, n_subjects, n_rois, n_times, n_classes, signal_form, scale, amplitude, noise)
+    if ATLAS_N_ROIS.get(atlas, n_rois) != n_rois:
+        raise ConfigError(f"atlas={atlas!r} has {ATLAS_N_ROIS[atlas]} ROIs, not n_rois={n_rois}")
     n_subjects = n_scans if n_subjects is None else int(n_subjects)
     roi_seq, label_seq, noise_seq, signal_seq = np.random.SeedSequence(seed).spawn(4)
     rois = _signal_rois(signal_rois, names, n_rois, n_signal_rois, np.random.default_rng(roi_seq))
@@ -149,7 +156,7 @@ def make_synthetic(
         "event_width": int(scale) if signal_form == "diff" else None,
         "period": BASE_PERIOD * int(scale) if signal_form == "raw" else None,
     }
-    return assemble("SYNTHETIC", scans, names, atlas="synthetic", n_rois=n_rois, crop_length=crop_length,
+    return assemble("SYNTHETIC", scans, names, atlas=atlas, n_rois=n_rois, crop_length=crop_length,
                     ground_truth=truth, source=f"synthetic(seed={seed}, signal_form={signal_form})")
 
 

@@ -4,7 +4,8 @@ For each dataset under ``root`` and each class:
 
 1. the CPA class map is the mean ``cpa_score`` over the class' scans (every seed and fold);
 2. the class' terms select Neurosynth studies (tf-idf ≥ 0.001 for any term); MKDA chi-square of
-   those studies against all others gives ``z_desc-association``, averaged inside each atlas ROI;
+   those studies against all others gives ``z_desc-association``, averaged inside each atlas ROI
+   (or the class' column of a reference table given in ``ReferenceOptions.class_reference``);
 3. the partial correlation across ROIs between the two, controlling for log ROI volume and the
    class-agnostic map (the mean ``cpa_score`` over all the dataset's scans), with a permutation
    p-value; the Dice overlap of the two maps' top-25% ROIs;
@@ -149,6 +150,10 @@ class ReferenceOptions:
     seed: int = 0
     term_threshold: float = neurosynth.TERM_THRESHOLD
     datasets: list[str] | None = None
+    # ROI-wise reference scores given directly (one column per class name, rows in atlas ROI order,
+    # e.g. from :mod:`neurossm.reference.studyset`); when set, Neurosynth and the terms are not used.
+    class_reference: pd.DataFrame | None = None
+    class_reference_source: str = "given reference table"
 
 
 @dataclass
@@ -240,7 +245,7 @@ def run_reference_analysis(opts: ReferenceOptions) -> pd.DataFrame:
     class_terms = {(d.name, c): terms_mod.terms_for(d.name, c, overrides) for d in inputs for c in d.classes}
 
     dset = None
-    if any(t for t in class_terms.values()):
+    if opts.class_reference is None and any(t for t in class_terms.values()):
         files = neurosynth.resolve_files(opts.neurosynth_files, opts.neurosynth_dir, download=opts.download)
         dset = neurosynth.load_dataset(files, opts.neurosynth_dir)
         mask_img = neurosynth.dataset_mask(dset)
@@ -266,7 +271,10 @@ def run_reference_analysis(opts: ReferenceOptions) -> pd.DataFrame:
             maps.write_roi_map(atlas, dominant_pathway(scans), class_dir / maps.MAP_FILES["dominant"])
 
             reason = None
-            if terms is None:
+            if opts.class_reference is not None:
+                reference, reason = _given_reference(opts, cls, atlas)
+                row["terms"] = f"{opts.class_reference_source}: {cls}"
+            elif terms is None:
                 reason = f"no Neurosynth terms for class {cls!r} of {item.name}; map it in a --terms FILE"
             elif not terms:
                 reason = f"class {cls!r} is mapped to no term on purpose (no meta-analytic reference)"
@@ -285,13 +293,14 @@ def run_reference_analysis(opts: ReferenceOptions) -> pd.DataFrame:
                 _skip(row, reason, atlas, cpa, class_dir, rows)
                 continue
 
-            key = tuple(sel.labels)
-            if (key, id(atlas)) not in ref_maps:
-                log.info("%s / %s: MKDA chi-square, %d studies for %s against %d others", item.name, cls,
-                         len(sel.selected), sel.labels, len(sel.unselected))
-                ref_img = neurosynth.mkda_chi2_map(dset, sel)
-                ref_maps[(key, id(atlas))] = scoring.roi_means(ref_img, atlas, mask_img)
-            reference = ref_maps[(key, id(atlas))]
+            if opts.class_reference is None:
+                key = tuple(sel.labels)
+                if (key, id(atlas)) not in ref_maps:
+                    log.info("%s / %s: MKDA chi-square, %d studies for %s against %d others", item.name, cls,
+                             len(sel.selected), sel.labels, len(sel.unselected))
+                    ref_img = neurosynth.mkda_chi2_map(dset, sel)
+                    ref_maps[(key, id(atlas))] = scoring.roi_means(ref_img, atlas, mask_img)
+                reference = ref_maps[(key, id(atlas))]
 
             valid = np.isfinite(reference) & (volumes > 0)
             covariates = [np.log(np.maximum(volumes, 1.0))]
@@ -329,6 +338,17 @@ def run_reference_analysis(opts: ReferenceOptions) -> pd.DataFrame:
     write_dataframe(out / "summary.csv", summary)
     log.info("wrote %s (%d rows)", out / "summary.csv", len(summary))
     return summary
+
+
+def _given_reference(opts: ReferenceOptions, cls: str, atlas: Atlas) -> tuple[np.ndarray | None, str | None]:
+    """Class ``cls``'s column of ``opts.class_reference``, checked against the atlas."""
+    table = opts.class_reference
+    if len(table) != atlas.n_rois:
+        raise DataFormatError(f"{opts.class_reference_source}: {len(table)} rows, but atlas {atlas.name} has "
+                              f"{atlas.n_rois} ROIs; expected one row per ROI in atlas order")
+    if cls not in table.columns:
+        return None, f"the {opts.class_reference_source} has no column for class {cls!r}"
+    return table[cls].to_numpy(dtype=np.float64), None
 
 
 def _skip(row: dict, reason: str, atlas: Atlas, cpa: np.ndarray, class_dir: Path, rows: list) -> None:
