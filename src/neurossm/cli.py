@@ -44,7 +44,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--task-release", default=None,
                    help="HCP_TASK: keep subjects whose pheno.csv Release equals this (default Q1; 'all' keeps all)")
     g.add_argument("--data-option", nargs="+", metavar="KEY=VALUE", default=[],
-                   help="further loader options, e.g. SYNTHETIC: n_scans=200 signal_form=diff n_rois=64")
+                   help="further loader options, e.g. SYNTHETIC: n_scans=200 signal_form=diff n_rois=64 seed=3 "
+                        "(docs/datasets.md lists each dataset's options)")
 
     g = p.add_argument_group("evaluation")
     g.add_argument("--seeds", nargs="+", default=["0"], metavar="S",

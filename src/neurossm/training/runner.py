@@ -72,8 +72,12 @@ class RunResult:
 def load_experiment_dataset(opts: ExperimentOptions) -> ScanDataset:
     from ..data import load_dataset
 
-    return load_dataset(opts.dataset, opts.data_root, crop_length=opts.crop_length, n_rois=opts.n_rois,
-                        **opts.dataset_options)
+    options = dict(opts.dataset_options)
+    # `--data-option n_rois=64` and `--n-rois 64` say the same thing; both at once must agree.
+    n_rois = options.pop("n_rois", opts.n_rois)
+    if opts.n_rois is not None and n_rois is not None and int(n_rois) != int(opts.n_rois):
+        raise ConfigError(f"--n-rois {opts.n_rois} and --data-option n_rois={n_rois} disagree; give one")
+    return load_dataset(opts.dataset, opts.data_root, crop_length=opts.crop_length, n_rois=n_rois, **options)
 
 
 def training_config_of(config: dict[str, Any]) -> TrainingConfig:
