@@ -34,15 +34,16 @@ def test_planted_recovery_scores_a_perfect_and_a_wrong_map():
                             "connectivity")["b"]["pathway_agreement"] is None
 
 
-# Known gap (issue 4, requirement 5). Here the model separates the classes (holdout accuracy 1.0 at
-# the time of writing), yet the class-1 map holds 3 of the 4 planted ROIs in its top quarter
-# (recall 0.75) and raw_s1, not a diff pathway, is dominant on all four. Width-1 events are as
-# visible in the raw signal as in its difference, and between events a z-scored signal ROI is
-# quiet, so Σ_t |x · ∂y/∂x| favours ROIs with dense activity. Strict: the day CPA recovers the
-# planted ROIs and form, this test fails as XPASS and the marker must go.
+# Known gap (issue 4, requirement 5). With the net-contribution localisation the planted ROIs come out
+# on top at the demo's size (166 ROIs, 6 planted per class, 240 scans), but not reliably at this
+# test's size: at 16 ROIs the model separates the classes (holdout accuracy 1.0), yet only 2-3 of the
+# class's 4 planted ROIs reach the top quarter, which they share with the other class's planted ROIs
+# (their quiet is evidence too), and raw_s1, not a diff pathway, is dominant on them: width-1 events
+# are as visible in the raw signal as in its difference. Strict: the day CPA recovers the planted
+# ROIs and form here, this test fails as XPASS and the marker must go.
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="activation × gradient does not localise sparse planted events (see comment)")
+                   reason="small-size recovery of planted events below the 80% target (see comment)")
 def test_cpa_recovers_planted_transient_events():
     torch.manual_seed(0)
     ds = make_synthetic(seed=0, n_scans=120, n_rois=16, n_times=100, signal_form="diff", amplitude=2.0)
