@@ -42,7 +42,7 @@ log = get_logger(__name__)
 METRIC_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced acc.", "roc_auc": "ROC-AUC",
                  "f1_macro": "F1 (macro)", "precision": "precision", "recall": "recall"}
 BRAIN_MAPS = (("cpa_score", "CPA score (mean over the class's scans)"),
-              ("neurosynth_reference_score", "Neurosynth reference (MKDA z, ROI mean)"))
+              ("neurosynth_reference_score", "meta-analytic reference (MKDA z, ROI mean)"))
 MAX_DROPPED_ROWS = 10
 
 
@@ -413,9 +413,9 @@ def _reference_section(ref: ReferenceSet | None, root: Path | None, error: str |
     numeric = tuple(i for i, c in enumerate(frame.columns) if frame[c].dtype.kind in "fiu")
     rows = [[H.fmt_number(v) if i in numeric else ("" if pd.isna(v) else v) for i, v in enumerate(row)]
             for row in frame.itertuples(index=False)]
-    lead = ("Per class: partial correlation across ROIs between the class's CPA map and its Neurosynth "
-            "reference map (controlling for nuisance covariates), its permutation p-value, and the Dice "
-            "overlap of the two maps' top-25% ROIs.")
+    lead = ("Per class: partial correlation across ROIs between the class's CPA map and its meta-analytic "
+            "reference map (Neurosynth, or the study set named in the terms column; controlling for the "
+            "covariates listed), its permutation p-value, and the Dice overlap of the two maps' top-25% ROIs.")
     return lead, H.table(list(frame.columns), rows, numeric=numeric, caption=str(ref.root / "summary.csv"))
 
 
