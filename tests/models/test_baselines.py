@@ -21,15 +21,6 @@ from neurossm.models.fc import connectivity_features
 from neurossm.models.baselines.gru import GRUClassifier
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from intra-op threads, and on a loaded machine they spin.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _x(b: int, r: int, t: int, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng(seed).standard_normal((b, r, t))).to(dtype)
 

@@ -32,15 +32,6 @@ NO_GRAD_BY_DESIGN = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from intra-op threads, and on a loaded machine they spin.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _load_all() -> Exception | None:
     """Import every built-in model module; return the import error of one that failed, if any."""
     importlib.import_module("neurossm.models.fc")

@@ -8,6 +8,7 @@ The regularisation strength is chosen on the inner validation split, never on th
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -66,7 +67,13 @@ class ConnectivityClassifier:
         zv = self.scaler_.transform(connectivity_features(X_val)) if X_val is not None else None
         for c in candidates:
             model = self._make(c).fit(z, y)
-            score = balanced_accuracy_score(y_val, model.predict(zv)) if zv is not None else 0.0
+            if zv is None:
+                score = 0.0
+            else:
+                with warnings.catch_warnings():
+                    # a small validation split may hold one class, or miss one the model predicts
+                    warnings.simplefilter("ignore", UserWarning)
+                    score = balanced_accuracy_score(y_val, model.predict(zv))
             self.history_.append({"C": c, "val_balanced_accuracy": float(score)})
             if best is None or score > best[0]:
                 best = (score, c, model)
