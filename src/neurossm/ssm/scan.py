@@ -299,123 +299,136 @@ class _BlockedScan(torch.autograd.Function):
         n_state = A.shape[1]
         T = max(1, min(block_size, length))
         n_blocks = -(-length // T)
-        u_t, dt_t, B_t, C_t = _time_major_padded(u, delta, B, C, n_blocks * T)
-        if delta_bias is not None:
-            dt_t[:length] += delta_bias
-        if delta_softplus:
-            dt_t[:length] = F.softplus(dt_t[:length])
-        dtu_t = dt_t * u_t  # (Lp, b, D)
         A2_t = (A * _LOG2_E).t().contiguous()  # (N, D), for exp(dt A) = exp2(dt A log2 e)
+        block = _BlockInputs(u, n_state, T)
 
         decay = u.new_empty(T, batch, n_state, dim)
         states = u.new_empty(T, batch, n_state, dim)
         starts = u.new_empty(n_blocks, batch, n_state, dim)
         starts[0].zero_()
-        y_t = u.new_empty(n_blocks * T, batch, dim)
+        y = u.new_empty(batch, dim, length)
+        y_block = u.new_empty(T, batch, dim)
         for k in range(n_blocks):
-            steps = slice(k * T, (k + 1) * T)
-            _block_decay_and_drive(dt_t[steps], dtu_t[steps], A2_t, B_t[steps], decay, states)
-            _advance(decay.unbind(0), states.unbind(0), starts[k])
+            lo, hi = k * T, min((k + 1) * T, length)
+            n = hi - lo
+            u_b, dt_b, B_b, C_b = block.load(u, delta, B, C, delta_bias, delta_softplus, lo, hi)
+            dec, st = decay[:n], states[:n]
+            _block_decay_and_drive(dt_b, dt_b * u_b, A2_t, B_b, dec, st)
+            _advance(dec.unbind(0), st.unbind(0), starts[k])
             # y[t, b, d] = sum_n C[t, b, n] h[t, b, n, d]
-            torch.bmm(C_t[steps].view(T * batch, 1, n_state), states.view(T * batch, n_state, dim),
-                      out=y_t[steps].view(T * batch, 1, dim))
+            torch.bmm(C_b.view(n * batch, 1, n_state), st.view(n * batch, n_state, dim),
+                      out=y_block[:n].view(n * batch, 1, dim))
+            y[:, :, lo:hi].copy_(y_block[:n].permute(1, 2, 0))
             if k + 1 < n_blocks:
-                starts[k + 1].copy_(states[-1])
+                starts[k + 1].copy_(st[-1])
 
-        ctx.save_for_backward(u_t, dt_t, A, B_t, C_t, starts)
+        ctx.save_for_backward(u, delta, A, B, C, delta_bias, starts)
         ctx.block_size = T
-        ctx.length = length
         ctx.delta_softplus = delta_softplus
-        ctx.has_bias = delta_bias is not None
-        return y_t[:length].permute(1, 2, 0).contiguous()  # (b, D, L)
+        return y  # (b, D, L)
 
     @staticmethod
     def _backward(ctx, grad_y):
-        u_t, dt_t, A, B_t, C_t, starts = ctx.saved_tensors
-        T, length = ctx.block_size, ctx.length
+        u, delta, A, B, C, delta_bias, starts = ctx.saved_tensors
+        T = ctx.block_size
         n_blocks, batch, n_state, dim = starts.shape
-        padded = n_blocks * T
-        gy_t = u_t.new_empty(padded, batch, dim)
-        gy_t[:length] = grad_y.permute(2, 0, 1)
-        gy_t[length:] = 0
-        dtu_t = dt_t * u_t
+        length = u.shape[-1]
         A_t = A.t().contiguous()  # (N, D)
         A2_t = A_t * _LOG2_E
+        block = _BlockInputs(u, n_state, T)
 
-        decay = u_t.new_empty(T, batch, n_state, dim)
+        decay = u.new_empty(T, batch, n_state, dim)
         # states_ext[0] is the state before the block, states_ext[1:] the block's states
-        states_ext = u_t.new_empty(T + 1, batch, n_state, dim)
-        states, states_prev = states_ext[1:], states_ext[:-1]
-        adj = u_t.new_empty(T, batch, n_state, dim)
-        work = u_t.new_empty(T, batch, n_state, dim)
+        states_ext = u.new_empty(T + 1, batch, n_state, dim)
+        adj = u.new_empty(T, batch, n_state, dim)
+        work = u.new_empty(T, batch, n_state, dim)
         # sum over blocks of m * dt, reduced over (t, b) once at the end
-        g_A_acc = u_t.new_zeros(T, batch, n_state, dim)
-        carry = u_t.new_zeros(batch, n_state, dim)
-        g_dtu = u_t.new_empty(padded, batch, dim)
-        g_dt = u_t.new_empty(padded, batch, dim)
-        g_B = u_t.new_empty(padded, batch, n_state)
-        g_C = u_t.new_empty(padded, batch, n_state)
-        decay_steps, adj_steps = decay.unbind(0), adj.unbind(0)
+        g_A_acc = u.new_zeros(T, batch, n_state, dim)
+        carry = u.new_zeros(batch, n_state, dim)
+        gy_b, g_dtu_b, g_dt_b = (u.new_empty(T, batch, dim) for _ in range(3))
+        g_B_b, g_C_b = (u.new_empty(T, batch, n_state) for _ in range(2))
+        g_u, g_delta = torch.empty_like(u), torch.empty_like(u)
+        g_B, g_C = torch.empty_like(B), torch.empty_like(C)
+        g_bias = torch.zeros_like(delta_bias) if delta_bias is not None else None
 
         for k in reversed(range(n_blocks)):
-            steps = slice(k * T, (k + 1) * T)
+            lo, hi = k * T, min((k + 1) * T, length)
+            n = hi - lo
+            u_b, dt_b, B_b, C_b = block.load(u, delta, B, C, delta_bias, ctx.delta_softplus, lo, hi)
+            dtu_b = dt_b * u_b
+            dec, wk, ad = decay[:n], work[:n], adj[:n]
+            st_prev, st = states_ext[:n], states_ext[1 : n + 1]
             states_ext[0].copy_(starts[k])
-            _block_decay_and_drive(dt_t[steps], dtu_t[steps], A2_t, B_t[steps], decay, states)
-            _advance(decay_steps, states.unbind(0), states_ext[0])
-            gy = gy_t[steps]  # (T, b, D)
+            _block_decay_and_drive(dt_b, dtu_b, A2_t, B_b, dec, st)
+            dec_steps, ad_steps = dec.unbind(0), ad.unbind(0)
+            _advance(dec_steps, st.unbind(0), states_ext[0])
+            gy = gy_b[:n]
+            gy.copy_(grad_y[:, :, lo:hi].permute(2, 0, 1))  # (n, b, D)
 
             # dC[t, b, n] = sum_d h[t, b, n, d] dy[t, b, d]
-            torch.mul(states, gy.unsqueeze(2), out=work)
-            torch.sum(work, dim=-1, out=g_C[steps])
+            torch.mul(st, gy.unsqueeze(2), out=wk)
+            torch.sum(wk, dim=-1, out=g_C_b[:n])
+            g_C[:, :, lo:hi].copy_(g_C_b[:n].permute(1, 2, 0))
 
             # adjoint: g[t] = C[t] dy[t] + decay[t+1] * g[t+1], entering from the next block
-            torch.mul(C_t[steps].unsqueeze(-1), gy.unsqueeze(2), out=adj)
-            adj_steps[-1].add_(carry)
-            for t in range(T - 2, -1, -1):
-                adj_steps[t].addcmul_(decay_steps[t + 1], adj_steps[t + 1])
+            torch.mul(C_b.unsqueeze(-1), gy.unsqueeze(2), out=ad)
+            ad_steps[-1].add_(carry)
+            for t in range(n - 2, -1, -1):
+                ad_steps[t].addcmul_(dec_steps[t + 1], ad_steps[t + 1])
 
             # d(delta*u)[t, b, d] = sum_n g B ;  dB[t, b, n] = sum_d g (delta*u)
-            torch.bmm(B_t[steps].view(T * batch, 1, n_state), adj.view(T * batch, n_state, dim),
-                      out=g_dtu[steps].view(T * batch, 1, dim))
-            torch.mul(adj, dtu_t[steps].unsqueeze(2), out=work)
-            torch.sum(work, dim=-1, out=g_B[steps])
+            g_dtu = g_dtu_b[:n]
+            torch.bmm(B_b.view(n * batch, 1, n_state), ad.view(n * batch, n_state, dim),
+                      out=g_dtu.view(n * batch, 1, dim))
+            torch.mul(ad, dtu_b.unsqueeze(2), out=wk)
+            torch.sum(wk, dim=-1, out=g_B_b[:n])
+            g_B[:, :, lo:hi].copy_(g_B_b[:n].permute(1, 2, 0))
 
             # through the decay: m = g * exp(delta A) * h[t-1]; d delta = sum_n m A; dA = sum m delta
-            decay.mul_(adj)
-            carry.copy_(decay[0])
-            decay.mul_(states_prev)
-            g_A_acc.addcmul_(decay, dt_t[steps].unsqueeze(2))
-            decay.mul_(A_t)
-            torch.sum(decay, dim=2, out=g_dt[steps])
+            dec.mul_(ad)
+            carry.copy_(dec[0])
+            dec.mul_(st_prev)
+            g_A_acc[:n].addcmul_(dec, dt_b.unsqueeze(2))
+            dec.mul_(A_t)
+            g_dt = g_dt_b[:n]
+            torch.sum(dec, dim=2, out=g_dt)
+            g_dt.addcmul_(g_dtu, u_b)
+            if ctx.delta_softplus:
+                # softplus'(x) = sigmoid(x) = 1 - exp(-softplus(x)), from the recomputed output
+                g_dt.mul_(torch.expm1(-dt_b).neg_())
+            if g_bias is not None:
+                g_bias += g_dt.sum(dim=(0, 1))
+            g_delta[:, :, lo:hi].copy_(g_dt.permute(1, 2, 0))
+            g_dtu.mul_(dt_b)
+            g_u[:, :, lo:hi].copy_(g_dtu.permute(1, 2, 0))
 
-        g_dt.addcmul_(g_dtu, u_t)
-        g_dt, dt_t = g_dt[:length], dt_t[:length]
-        if ctx.delta_softplus:
-            # softplus'(x) = sigmoid(x) = 1 - exp(-softplus(x)), from the saved output
-            g_dt.mul_(torch.expm1(-dt_t).neg_())
-        g_u = (g_dtu[:length] * dt_t).permute(1, 2, 0)
-        g_delta = g_dt.permute(1, 2, 0)
-        g_bias = g_dt.sum(dim=(0, 1)) if ctx.has_bias else None
         g_A = g_A_acc.sum(dim=(0, 1)).t()
-        g_B = g_B[:length].permute(1, 2, 0)
-        g_C = g_C[:length].permute(1, 2, 0)
         return g_u, g_delta, g_A, g_B, g_C, g_bias, None, None
 
 
-def _time_major_padded(u, delta, B, C, padded_length):
-    """(b, D, L) -> (Lp, b, D) and (b, N, L) -> (Lp, b, N), zero-padded at the end.
+class _BlockInputs:
+    """Time-major copies of one block of the inputs, in buffers reused from block to block.
 
-    Padded steps have delta = 0, so their decay is 1 and their drive 0: the state passes through
-    them unchanged, and their outputs are cut off.
+    Transposing ``T`` steps at a time, while they are in cache, costs a fraction of transposing
+    whole ``(b, D, L)`` tensors, and no second full-length copy of the inputs is kept.
     """
-    length = u.shape[-1]
-    out = []
-    for x in (u, delta, B, C):
-        buf = x.new_empty(padded_length, x.shape[0], x.shape[1])
-        buf[:length].copy_(x.permute(2, 0, 1))
-        buf[length:].zero_()
-        out.append(buf)
-    return out
+
+    def __init__(self, u: torch.Tensor, n_state: int, T: int) -> None:
+        batch, dim, _ = u.shape
+        self.u, self.dt = u.new_empty(T, batch, dim), u.new_empty(T, batch, dim)
+        self.B, self.C = u.new_empty(T, batch, n_state), u.new_empty(T, batch, n_state)
+
+    def load(self, u, delta, B, C, delta_bias, delta_softplus, lo: int, hi: int):
+        """``u``, ``softplus?(delta + delta_bias)``, ``B``, ``C`` of steps ``lo:hi``, each ``(n, b, ·)``."""
+        n = hi - lo
+        u_b, dt_b, B_b, C_b = self.u[:n], self.dt[:n], self.B[:n], self.C[:n]
+        for dst, src in ((u_b, u), (dt_b, delta), (B_b, B), (C_b, C)):
+            dst.copy_(src[:, :, lo:hi].permute(2, 0, 1))
+        if delta_bias is not None:
+            dt_b += delta_bias
+        if delta_softplus:
+            dt_b.copy_(F.softplus(dt_b))
+        return u_b, dt_b, B_b, C_b
 
 
 def _block_decay_and_drive(dt, dtu, A2_t, B, decay, drive):
