@@ -234,7 +234,7 @@ def format_table(table: pd.DataFrame) -> str:
         others = g[g["model"] != ref]
         if len(others):
             lines.append(f"  paired against {ref} over shared (seed, fold) pairs; difference = model − {ref}")
-            lines.append(f"  p_corr: corrected resampled t-test (Nadeau & Bengio 2003); p_t and p_wilcoxon "
+            lines.append("  p_corr: corrected resampled t-test (Nadeau & Bengio 2003); p_t and p_wilcoxon "
                          "treat folds as independent and are optimistic")
             lines.append(f"  {'model':<{width}}{'metric':<19}{'pairs':>6}{'diff':>9}{'t_corr':>9}{'p_corr':>9}"
                          f"{'p_t':>9}{'p_wilcoxon':>12}")

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from typing import Callable, Iterator
 
 import torch
