@@ -184,27 +184,29 @@ def ratios(results: dict, lengths: list[int]) -> dict:
     return out
 
 
+def _pair(results: dict, length: int) -> tuple[dict, dict] | None:
+    """The cpu and pscan forward+backward results at ``length``, when both ran."""
+    cpu = results.get(f"cpu/{length}/fwd+bwd", {})
+    pscan = results.get(f"pscan/{length}/fwd+bwd", {})
+    return (cpu, pscan) if cpu.get("status") == "ok" and pscan.get("status") == "ok" else None
+
+
 def targets(results: dict) -> dict:
     out = {}
     for length, goal in TARGETS["cpu_vs_pscan_fwd+bwd"].items():
-        cpu = results.get(f"cpu/{length}/fwd+bwd", {})
-        pscan = results.get(f"pscan/{length}/fwd+bwd", {})
-        if cpu.get("status") == "ok" and pscan.get("status") == "ok":
-            got = pscan["median_s"] / cpu["median_s"]
-            out[f"cpu >= {goal:g}x faster than pscan, fwd+bwd, L={length}"] = {
-                "got": round(got, 2), "met": got >= goal}
-            mem_ok = cpu["peak_rss_above_baseline_mb"] <= pscan["peak_rss_above_baseline_mb"]
-            out[f"cpu peak memory <= pscan's, fwd+bwd, L={length}"] = {
-                "got_mb": [round(cpu["peak_rss_above_baseline_mb"], 1),
-                           round(pscan["peak_rss_above_baseline_mb"], 1)],
-                "met": mem_ok}
+        if (pair := _pair(results, length)) is None:
+            continue
+        cpu, pscan = pair
+        got = pscan["median_s"] / cpu["median_s"]
+        out[f"cpu >= {goal:g}x faster than pscan, fwd+bwd, L={length}"] = {"got": round(got, 2), "met": got >= goal}
+        mem = [round(cpu["peak_rss_above_baseline_mb"], 1), round(pscan["peak_rss_above_baseline_mb"], 1)]
+        out[f"cpu peak memory <= pscan's, fwd+bwd, L={length}"] = {"got_mb": mem, "met": mem[0] <= mem[1]}
     for length, goal in TARGETS["eager_vs_pscan_fwd+bwd"].items():
-        cpu = results.get(f"cpu/{length}/fwd+bwd", {})
-        pscan = results.get(f"pscan/{length}/fwd+bwd", {})
-        if cpu.get("status") == "ok" and pscan.get("status") == "ok":
-            got = pscan["median_s"] / cpu["median_s"]
-            out[f"eager cpu >= {goal:g}x faster than pscan, fwd+bwd, L={length}"] = {
-                "got": round(got, 2), "met": got >= goal}
+        if (pair := _pair(results, length)) is None:
+            continue
+        cpu, pscan = pair
+        got = pscan["median_s"] / cpu["median_s"]
+        out[f"eager cpu >= {goal:g}x faster than pscan, fwd+bwd, L={length}"] = {"got": round(got, 2), "met": got >= goal}
     return out
 
 

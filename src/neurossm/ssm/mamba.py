@@ -167,34 +167,18 @@ class BiMamba(nn.Module):
 
     Parameters
     ----------
-    d_model, d_state, d_conv, expand, dt_rank, dt_min, dt_max, dt_init_floor, dt_scale,
-    conv_bias, bias, backend
-        As for :class:`Mamba`; both directions get the same arguments.
+    d_model : int
+        Width of the input and output.
+    **mamba_kwargs
+        Every other argument of :class:`Mamba` (``d_state``, ``d_conv``, ``expand``, ``dt_rank``,
+        ``dt_min``, ``dt_max``, ``dt_init_floor``, ``dt_scale``, ``conv_bias``, ``bias``,
+        ``backend``), with its defaults; both directions get the same arguments.
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        d_state: int = 16,
-        d_conv: int = 4,
-        expand: int = 2,
-        dt_rank: int | str = "auto",
-        dt_min: float = 0.001,
-        dt_max: float = 0.1,
-        dt_init_floor: float = 1e-4,
-        dt_scale: float = 1.0,
-        conv_bias: bool = True,
-        bias: bool = False,
-        backend: str = "auto",
-    ) -> None:
+    def __init__(self, d_model: int, **mamba_kwargs) -> None:
         super().__init__()
-        kwargs = dict(
-            d_model=d_model, d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank,
-            dt_min=dt_min, dt_max=dt_max, dt_init_floor=dt_init_floor, dt_scale=dt_scale,
-            conv_bias=conv_bias, bias=bias, backend=backend,
-        )
-        self.forward_mamba = Mamba(**kwargs)
-        self.backward_mamba = Mamba(**kwargs)
+        self.forward_mamba = Mamba(d_model, **mamba_kwargs)
+        self.backward_mamba = Mamba(d_model, **mamba_kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``x (B, L, d_model)`` to ``(B, L, d_model)``."""
