@@ -16,6 +16,9 @@ from neurossm.ssm import (
 )
 
 INPUT_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+# the cpu backend's two engines compute the same thing; every cpu test runs on both
+ENGINES = ["compiled", "eager"]
+engines = pytest.mark.parametrize("engine", ENGINES)
 
 
 def make_inputs(batch, dim, n_state, length, *, seed=0, dtype=torch.float64, with_D=True,
@@ -67,20 +70,22 @@ def assert_parity(inputs, delta_softplus, **cpu_kwargs):
         torch.testing.assert_close(g_cpu[name], g_ref[name], msg=lambda m, n=name: f"grad {n}: {m}")
 
 
+@engines
 @pytest.mark.parametrize("length", [1, 2, 7, 33, 150, 600])
 @pytest.mark.parametrize("optional", [True, False], ids=["D-z-bias-softplus", "bare"])
-def test_cpu_matches_reference_float64(length, optional):
+def test_cpu_matches_reference_float64(length, optional, engine):
     inputs = make_inputs(2, 3, 4, length, seed=length, with_D=optional, with_z=optional,
                          with_bias=optional, softplus=optional)
-    assert_parity(inputs, delta_softplus=optional)
+    assert_parity(inputs, delta_softplus=optional, engine=engine)
 
 
+@engines
 @pytest.mark.parametrize("length", [1, 7, 33, 150])
 @pytest.mark.parametrize("block_size", [1, 4, 16])
-def test_cpu_block_boundaries(length, block_size):
+def test_cpu_block_boundaries(length, block_size, engine):
     # many blocks, a ragged last block, a block longer than the sequence
     inputs = make_inputs(2, 3, 4, length, seed=100 + length)
-    assert_parity(inputs, delta_softplus=True, block_size=block_size)
+    assert_parity(inputs, delta_softplus=True, block_size=block_size, engine=engine)
 
 
 @pytest.mark.parametrize(
@@ -88,10 +93,11 @@ def test_cpu_block_boundaries(length, block_size):
     [(True, False, False, False), (False, True, False, True), (False, False, True, False),
      (True, True, False, True), (False, True, True, False)],
 )
-def test_cpu_matches_reference_option_mix(with_D, with_z, with_bias, softplus):
+@engines
+def test_cpu_matches_reference_option_mix(with_D, with_z, with_bias, softplus, engine):
     inputs = make_inputs(3, 5, 2, 41, seed=7, with_D=with_D, with_z=with_z, with_bias=with_bias,
                          softplus=softplus)
-    assert_parity(inputs, delta_softplus=softplus, block_size=8)
+    assert_parity(inputs, delta_softplus=softplus, block_size=8, engine=engine)
 
 
 def test_dispatch_matches_backend_functions():
@@ -102,44 +108,50 @@ def test_dispatch_matches_backend_functions():
         torch.testing.assert_close(y, expected)
 
 
-def test_cpu_float32_long_sequence_agrees_with_float64():
+@engines
+def test_cpu_float32_long_sequence_agrees_with_float64(engine):
     inputs64 = make_inputs(2, 3, 4, 1200, seed=11)
     with torch.no_grad():
         y_ref = selective_scan_reference(**inputs64, delta_softplus=True)
         inputs32 = {k: v.float() for k, v in inputs64.items()}
-        y32 = selective_scan_cpu(**inputs32, delta_softplus=True)
+        y32 = selective_scan_cpu(**inputs32, delta_softplus=True, engine=engine)
     assert y32.dtype == torch.float32
     rel = (y32.double() - y_ref).abs().max() / y_ref.abs().max()
     assert rel < 1e-5, f"float32 relative error {rel:.2e} at L=1200"
 
 
-def test_cpu_float32_gradients_long_sequence():
+@engines
+def test_cpu_float32_gradients_long_sequence(engine):
     inputs64 = make_inputs(2, 3, 4, 1200, seed=12)
-    _, g_ref = run_with_grads(selective_scan_cpu, inputs64, delta_softplus=True)
+    _, g_ref = run_with_grads(selective_scan_cpu, inputs64, delta_softplus=True, engine="eager")
     inputs32 = {k: v.float() for k, v in inputs64.items()}
-    _, g32 = run_with_grads(selective_scan_cpu, inputs32, delta_softplus=True)
+    _, g32 = run_with_grads(selective_scan_cpu, inputs32, delta_softplus=True, engine=engine)
     for name, g in g_ref.items():
         rel = (g32[name].double() - g).abs().max() / g.abs().max()
         assert rel < 1e-4, f"grad {name}: float32 relative error {rel:.2e}"
 
 
-def test_cpu_gradcheck():
+@engines
+def test_cpu_gradcheck(engine):
     inputs = make_inputs(1, 2, 3, 5, seed=5)
     names = [k for k in INPUT_NAMES if inputs[k] is not None]
 
     def fn(*tensors):
-        return selective_scan_cpu(**dict(zip(names, tensors)), delta_softplus=True, block_size=2)
+        return selective_scan_cpu(**dict(zip(names, tensors)), delta_softplus=True, block_size=2,
+                                  engine=engine)
 
     leaves = tuple(inputs[k].clone().requires_grad_(True) for k in names)
     assert gradcheck(fn, leaves, eps=1e-6, atol=1e-5)
 
 
+@engines
 @pytest.mark.parametrize("decay_exponent", [-50.0, -1000.0])
-def test_cpu_large_decay_is_finite_in_float32(decay_exponent):
+def test_cpu_large_decay_is_finite_in_float32(decay_exponent, engine):
     inputs = make_inputs(2, 3, 4, 70, seed=9, dtype=torch.float32, with_bias=False)
     inputs["delta"] = torch.full_like(inputs["u"], 2.0)
     inputs["A"] = torch.full_like(inputs["A"], decay_exponent / 2.0)  # delta * A = exponent
-    y, grads = run_with_grads(selective_scan_cpu, inputs, delta_softplus=False, block_size=16)
+    y, grads = run_with_grads(selective_scan_cpu, inputs, delta_softplus=False, block_size=16,
+                              engine=engine)
     assert torch.isfinite(y).all()
     for name, g in grads.items():
         assert torch.isfinite(g).all(), f"grad {name} not finite"
@@ -149,12 +161,62 @@ def test_cpu_large_decay_is_finite_in_float32(decay_exponent):
     torch.testing.assert_close(y.double(), y_ref, rtol=1e-5, atol=1e-5)
 
 
-def test_cpu_does_not_mutate_inputs():
+@engines
+def test_cpu_does_not_mutate_inputs(engine):
     inputs = make_inputs(2, 3, 4, 19, seed=4)
     before = {k: v.clone() for k, v in inputs.items()}
-    selective_scan_cpu(**inputs, delta_softplus=True, block_size=4)
+    run_with_grads(selective_scan_cpu, inputs, delta_softplus=True, block_size=4, engine=engine)
     for name, value in inputs.items():
         assert torch.equal(value, before[name]), name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_engine_is_the_same_on_several_threads(dtype):
+    # batch elements are independent and each is computed whole by one thread: bit-identical
+    inputs = make_inputs(5, 6, 3, 37, seed=21, dtype=dtype)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        y1, g1 = run_with_grads(selective_scan_cpu, inputs, delta_softplus=True, engine="compiled")
+        torch.set_num_threads(3)
+        y3, g3 = run_with_grads(selective_scan_cpu, inputs, delta_softplus=True, engine="compiled")
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(y1, y3)
+    for name in g1:
+        assert torch.equal(g1[name], g3[name]), name
+
+
+def test_compiled_engine_takes_strided_inputs():
+    # the Mamba block hands over transposed views (time-major underneath); same result
+    inputs = make_inputs(2, 4, 3, 23, seed=22)
+    strided = {k: v if v is None or v.dim() < 3 else v.transpose(1, 2).contiguous().transpose(1, 2)
+               for k, v in inputs.items()}
+    assert not strided["u"].is_contiguous()
+    y, g = run_with_grads(selective_scan_cpu, strided, delta_softplus=True, engine="compiled")
+    y_ref, g_ref = run_with_grads(selective_scan_reference, inputs, delta_softplus=True)
+    torch.testing.assert_close(y, y_ref)
+    for name in g_ref:
+        torch.testing.assert_close(g[name], g_ref[name])
+
+
+def test_auto_engine_falls_back_to_eager_without_numba(monkeypatch):
+    inputs = make_inputs(2, 3, 4, 9, seed=23)
+    expected = selective_scan_cpu(**inputs, delta_softplus=True, engine="eager")
+    monkeypatch.setattr(scan_module, "_load_compiled", lambda: None)
+    assert not scan_module.compiled_engine_available()
+    torch.testing.assert_close(selective_scan_cpu(**inputs, delta_softplus=True), expected)
+    with pytest.raises(RuntimeError, match="needs numba"):
+        selective_scan_cpu(**inputs, delta_softplus=True, engine="compiled")
+
+
+def test_bad_engine_requests_are_reported():
+    inputs = make_inputs(1, 2, 2, 3, seed=24)
+    with pytest.raises(ValueError, match="unknown cpu-scan engine 'numba'"):
+        selective_scan_cpu(**inputs, engine="numba")
+    meta = {k: None if v is None else v.to("meta") for k, v in inputs.items()}
+    with pytest.raises(ValueError, match="runs on CPU tensors"):
+        selective_scan_cpu(**meta, engine="compiled")
 
 
 def test_unknown_backend_raises():

@@ -3,6 +3,8 @@
 from neurossm.ssm.mamba import BiMamba, Mamba
 from neurossm.ssm.scan import (
     BACKENDS,
+    CPU_ENGINES,
+    compiled_engine_available,
     cuda_backend_available,
     resolve_backend,
     selective_scan,
@@ -14,7 +16,9 @@ from neurossm.ssm.scan import (
 __all__ = [
     "BACKENDS",
     "BiMamba",
+    "CPU_ENGINES",
     "Mamba",
+    "compiled_engine_available",
     "cuda_backend_available",
     "resolve_backend",
     "selective_scan",

@@ -146,8 +146,8 @@ class Mamba(nn.Module):
         x_dbl = self.x_proj(rearrange(x, "b d l -> b l d"))  # (B, L, dt_rank + 2*d_state)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = rearrange(dt @ self.dt_proj.weight.t(), "b l d -> b d l")  # (B, d_inner, L)
-        B = rearrange(B, "b l n -> b n l").contiguous()  # (B, d_state, L)
-        C = rearrange(C, "b l n -> b n l").contiguous()  # (B, d_state, L)
+        B = rearrange(B, "b l n -> b n l")  # (B, d_state, L), a view: the cpu scan wants (B, L, N)
+        C = rearrange(C, "b l n -> b n l")  # (B, d_state, L)
 
         A = -torch.exp(self.A_log.float())  # (d_inner, d_state)
         y = selective_scan(
