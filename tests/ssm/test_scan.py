@@ -210,6 +210,19 @@ def test_auto_engine_falls_back_to_eager_without_numba(monkeypatch):
         selective_scan_cpu(**inputs, delta_softplus=True, engine="compiled")
 
 
+def test_engine_environment_variable_sets_auto(monkeypatch):
+    inputs = make_inputs(2, 3, 4, 9, seed=25)
+    calls = []
+    monkeypatch.setattr(scan_module._BlockedScan, "apply",
+                        lambda *a: calls.append("eager") or torch.zeros_like(inputs["u"]))
+    monkeypatch.setenv(scan_module.ENGINE_ENV, "eager")
+    selective_scan_cpu(**inputs, delta_softplus=True)
+    assert calls == ["eager"]
+    monkeypatch.setenv(scan_module.ENGINE_ENV, "fortran")
+    with pytest.raises(ValueError, match="'fortran' .from the environment variable NEUROSSM_CPU"):
+        selective_scan_cpu(**inputs, delta_softplus=True)
+
+
 def test_bad_engine_requests_are_reported():
     inputs = make_inputs(1, 2, 2, 3, seed=24)
     with pytest.raises(ValueError, match="unknown cpu-scan engine 'numba'"):

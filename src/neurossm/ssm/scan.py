@@ -22,7 +22,8 @@ Three backends compute the same thing:
     ``torch.get_num_threads()`` threads), and ``eager``, the same algorithm as PyTorch ops
     (:class:`_BlockedScan`, on one intra-op thread, see :func:`_one_intra_op_thread`), which
     needs nothing beyond PyTorch and runs on any device. ``engine="auto"`` takes ``compiled``
-    for CPU tensors when numba imports, ``eager`` otherwise.
+    for CPU tensors when numba imports, ``eager`` otherwise; the environment variable
+    ``NEUROSSM_CPU_SCAN_ENGINE=compiled|eager`` overrides that choice.
 ``cuda``
     mamba-ssm's fused kernel (``pip install mamba-ssm``, which needs a CUDA toolkit and GPU),
     imported only when asked for.
@@ -300,9 +301,20 @@ def _load_compiled() -> ModuleType | None:
     return _compiled
 
 
+# Environment variable that sets what engine="auto" means (compiled or eager), for comparing the
+# two in a whole model or sidestepping numba, without touching code or configs
+ENGINE_ENV = "NEUROSSM_CPU_SCAN_ENGINE"
+
+
 def _use_compiled(engine: str, u: torch.Tensor) -> bool:
+    if engine == "auto":
+        engine = os.environ.get(ENGINE_ENV, "").strip().lower() or "auto"
+        where = f" (from the environment variable {ENGINE_ENV})"
+    else:
+        where = ""
     if engine not in CPU_ENGINES:
-        raise ValueError(f"unknown cpu-scan engine {engine!r}; choose one of {', '.join(CPU_ENGINES)}")
+        raise ValueError(f"unknown cpu-scan engine {engine!r}{where}; "
+                         f"choose one of {', '.join(CPU_ENGINES)}")
     if engine == "eager":
         return False
     on_cpu = u.device.type == "cpu"
