@@ -47,8 +47,10 @@ from numba.core.extending import intrinsic, overload
 _FAST = {"reassoc", "contract", "nsz", "arcp", "afn"}
 _LOG2_E = 1.4426950408889634
 _LN2 = 0.6931471805599453
-# Taylor coefficients of 2**f = exp(f ln 2): (ln 2)**k / k!, k = 0..7
-_POLY = tuple(np.float32(_LN2**k / math.factorial(k)) for k in range(8))
+# Taylor coefficients of 2**f = exp(f ln 2), highest degree first: (ln 2)**k / k!, k = 7..0
+_EXP2_POLY = tuple(np.float32(_LN2**k / math.factorial(k)) for k in range(7, -1, -1))
+# log(1 + e) = 2 atanh(s) = 2 s (1 + s**2 / 3 + s**4 / 5 + ...), highest degree first, to s**12
+_ATANH_POLY = tuple(np.float32(1.0 / j) for j in range(13, 0, -2))
 
 
 @intrinsic
@@ -69,26 +71,25 @@ def _exp_nonpos(x):
     raise NotImplementedError  # pragma: no cover - replaced when compiled
 
 
+@njit(fastmath=_FAST, error_model="numpy", cache=True)
+def _horner(x, coeffs):
+    """The polynomial with coefficients ``coeffs`` (highest degree first) at ``x``."""
+    p = coeffs[0]
+    for c in coeffs[1:]:
+        p = p * x + c
+    return p
+
+
 @overload(_exp_nonpos, inline="always")
 def _exp_nonpos_impl(x):
     if x == types.float32:
-        c0, c1, c2, c3, c4, c5, c6, c7 = _POLY
         log2e = np.float32(_LOG2_E)
         lowest, half = np.float32(-126.0), np.float32(0.5)
 
         def exp32(x):
             v = max(x * log2e, lowest)
             k = np.floor(v + half)
-            f = v - k
-            p = c7
-            p = p * f + c6
-            p = p * f + c5
-            p = p * f + c4
-            p = p * f + c3
-            p = p * f + c2
-            p = p * f + c1
-            p = p * f + c0
-            return p * _f32_from_bits((np.int32(k) + 127) << 23)
+            return _horner(v - k, _EXP2_POLY) * _f32_from_bits((np.int32(k) + 127) << 23)
 
         return exp32
     if x == types.float64:
@@ -104,21 +105,11 @@ def _log1p_unit(e):
 @overload(_log1p_unit, inline="always")
 def _log1p_unit_impl(e):
     if e == types.float32:
-        one, two = np.float32(1.0), np.float32(2.0)
-        # log(1 + e) = 2 atanh(s), s = e / (2 + e) in [0, 1/3]: odd series to s**13
-        k3, k5, k7, k9, k11, k13 = (np.float32(1.0 / j) for j in (3, 5, 7, 9, 11, 13))
+        two = np.float32(2.0)
 
         def log1p32(e):
-            s = e / (two + e)
-            s2 = s * s
-            p = k13
-            p = p * s2 + k11
-            p = p * s2 + k9
-            p = p * s2 + k7
-            p = p * s2 + k5
-            p = p * s2 + k3
-            p = p * s2 + one
-            return two * s * p
+            s = e / (two + e)  # in [0, 1/3]
+            return two * s * _horner(s * s, _ATANH_POLY)
 
         return log1p32
     if e == types.float64:
@@ -135,6 +126,10 @@ def _scalar_type(x):
     return {types.float32: np.float32, types.float64: np.float64}.get(x)
 
 
+# Scalar helpers of the kernels. Each is a stub whose overload builds the implementation for the
+# argument's float type, with its constants in that type (see _scalar_type).
+
+
 def _softplus(x):
     """``log(1 + exp(x))``, as ``max(x, 0) + log1p(exp(-|x|))``.
 
@@ -144,51 +139,40 @@ def _softplus(x):
     raise NotImplementedError  # pragma: no cover - replaced when compiled
 
 
+def _sigmoid(x):
+    """``1 / (1 + exp(-x))``; for ``x < 0`` as ``exp(x) / (1 + exp(x))``, without a branch."""
+    raise NotImplementedError  # pragma: no cover - replaced when compiled
+
+
+def _silu_slope(z, s):
+    """``d silu(z) / dz`` given ``s = sigmoid(z)``: ``s (1 + z (1 - s))``."""
+    raise NotImplementedError  # pragma: no cover - replaced when compiled
+
+
 @overload(_softplus, inline="always")
 def _softplus_impl(x):
-    ty = _scalar_type(x)
-    if ty is None:
-        return None
-    zero = ty(0)
-
-    def softplus(x):
-        return max(x, zero) + _log1p_unit(_exp_nonpos(-abs(x)))
-
-    return softplus
-
-
-def _sigmoid(x):
-    """``1 / (1 + exp(-x))``."""
-    raise NotImplementedError  # pragma: no cover - replaced when compiled
+    if (ty := _scalar_type(x)) is not None:
+        zero = ty(0)
+        return lambda x: max(x, zero) + _log1p_unit(_exp_nonpos(-abs(x)))
 
 
 @overload(_sigmoid, inline="always")
 def _sigmoid_impl(x):
-    ty = _scalar_type(x)
-    if ty is None:
-        return None
-    zero, one = ty(0), ty(1)
+    if (ty := _scalar_type(x)) is not None:
+        zero, one = ty(0), ty(1)
 
-    def sigmoid(x):
-        # 1 / (1 + exp(-x)) for x >= 0, exp(x) / (1 + exp(x)) below, without a branch
-        e = _exp_nonpos(-abs(x))
-        return max(e, ty(x >= zero)) / (one + e)
+        def sigmoid(x):
+            e = _exp_nonpos(-abs(x))
+            return max(e, ty(x >= zero)) / (one + e)
 
-    return sigmoid
-
-
-def _silu_slope(z, s):
-    """``d silu(z) / dz`` given ``s = sigmoid(z)``."""
-    raise NotImplementedError  # pragma: no cover - replaced when compiled
+        return sigmoid
 
 
 @overload(_silu_slope, inline="always")
 def _silu_slope_impl(z, s):
-    ty = _scalar_type(z)
-    if ty is None:
-        return None
-    one = ty(1)
-    return lambda z, s: s * (one + z * (one - s))
+    if (ty := _scalar_type(z)) is not None:
+        one = ty(1)
+        return lambda z, s: s * (one + z * (one - s))
 
 
 @njit(inline="always", fastmath=_FAST, error_model="numpy", cache=True)
