@@ -18,9 +18,10 @@ keeps the state at the start of every block of ``block`` steps, ``(b, n_blocks, 
 backward recomputes a block's states from it, then runs the adjoint recurrence backwards in
 time. No ``(b, L, N, D)`` array is formed.
 
-``exp`` is the bulk of the work. In float32 it is :func:`_exp_nonpos`: range reduction to
-``2**k * 2**f`` with ``|f| <= 1/2``, a degree-7 polynomial for ``2**f`` and ``2**k`` built in the
-exponent bits, which vectorises (a libm call does not) and is accurate to about 1e-7 relative;
+``exp`` is the bulk of the work. In float32 it is :func:`_exp_nonpos`: range reduction
+``exp(x) = 2**k exp(f)``, ``|f| <= ln(2) / 2`` (with ``ln 2`` split in two, so that ``f`` is
+exact), a degree-7 polynomial for ``exp(f)`` and ``2**k`` built in the exponent bits, which
+vectorises (a libm call does not) and is accurate to about 2e-7 relative;
 its argument is never positive here (``delta >= 0``, ``A < 0``; the softplus and sigmoid are
 written with ``exp(-|x|)``), and is clamped at ``-126 ln 2``, so a result below ``2**-126``
 (1.2e-38) comes out as about that: an absolute error no float32 sum can see. The softplus' ``log1p``
@@ -47,8 +48,10 @@ from numba.core.extending import intrinsic, overload
 _FAST = {"reassoc", "contract", "nsz", "arcp", "afn"}
 _LOG2_E = 1.4426950408889634
 _LN2 = 0.6931471805599453
-# Taylor coefficients of 2**f = exp(f ln 2), highest degree first: (ln 2)**k / k!, k = 7..0
-_EXP2_POLY = tuple(np.float32(_LN2**k / math.factorial(k)) for k in range(7, -1, -1))
+# ln 2 in few bits, so that k * _LN2_HI is exact in float32 for the k the exp meets (Cody-Waite)
+_LN2_HI = 0.693359375
+# Taylor coefficients of exp(f), highest degree first: 1 / k!, k = 7..0 (|f| <= ln 2 / 2)
+_EXP_POLY = tuple(np.float32(1.0 / math.factorial(k)) for k in range(7, -1, -1))
 # log(1 + e) = 2 atanh(s) = 2 s (1 + s**2 / 3 + s**4 / 5 + ...), highest degree first, to s**12
 _ATANH_POLY = tuple(np.float32(1.0 / j) for j in range(13, 0, -2))
 
@@ -83,13 +86,15 @@ def _horner(x, coeffs):
 @overload(_exp_nonpos, inline="always")
 def _exp_nonpos_impl(x):
     if x == types.float32:
-        log2e = np.float32(_LOG2_E)
-        lowest, half = np.float32(-126.0), np.float32(0.5)
+        log2e, half = np.float32(_LOG2_E), np.float32(0.5)
+        ln2_hi, ln2_lo = np.float32(_LN2_HI), np.float32(_LN2 - _LN2_HI)
+        lowest = np.float32(-126 * _LN2)
 
         def exp32(x):
-            v = max(x * log2e, lowest)
-            k = np.floor(v + half)
-            return _horner(v - k, _EXP2_POLY) * _f32_from_bits((np.int32(k) + 127) << 23)
+            v = max(x, lowest)
+            k = np.floor(v * log2e + half)
+            f = (v - k * ln2_hi) - k * ln2_lo  # v - k ln 2, in [-ln 2 / 2, ln 2 / 2]
+            return _horner(f, _EXP_POLY) * _f32_from_bits((np.int32(k) + 127) << 23)
 
         return exp32
     if x == types.float64:
