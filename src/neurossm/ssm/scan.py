@@ -414,16 +414,18 @@ def _run_batch_slices(kernel: Callable, shared: tuple, batched: tuple[torch.Tens
         future.result()
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS: dict[int, tuple[ThreadPoolExecutor, int]] = {}
 
 
 def _thread_pool(workers: int) -> ThreadPoolExecutor:
     """A process-wide pool with at least ``workers`` threads (a forked child makes its own)."""
-    key = os.getpid()
-    pool = _POOLS.get(key)
-    if pool is None or pool._max_workers < workers:
-        pool = _POOLS[key] = ThreadPoolExecutor(max_workers=max(1, workers),
-                                                thread_name_prefix="neurossm-scan")
+    pool, size = _POOLS.get(os.getpid(), (None, 0))
+    if pool is None or size < workers:
+        if pool is not None:
+            pool.shutdown(wait=False)  # idle threads exit; running calls finish
+        size = max(1, workers)
+        pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="neurossm-scan")
+        _POOLS[os.getpid()] = (pool, size)
     return pool
 
 
