@@ -69,9 +69,22 @@ def test_subjects_with_several_scans_and_three_named_classes():
 @pytest.mark.parametrize("scale", [1, 3])
 def test_diff_signal_sits_in_the_ground_truth_rois(scale):
     ds = make_synthetic(seed=2, signal_form="diff", scale=scale, **SMALL)
-    stat = kurtosis(np.diff(stack(ds), axis=-1), axis=-1)  # transient events: heavy-tailed differences
+    stat = kurtosis(np.diff(stack(ds), axis=-1), axis=-1)  # level shifts: heavy-tailed differences
     for c, name in enumerate(ds.class_names):
         assert top_rois(stat, ds.labels, c, 4) == ds.ground_truth["signal_rois"][name]
+
+
+def test_diff_signal_is_in_the_difference_not_in_the_raw_values():
+    # the level is standard normal at every time point: raw values are distributed alike in both
+    # classes, while the difference is zero between jumps and large at one (heavy-tailed)
+    ds = make_synthetic(seed=2, signal_form="diff", amplitude=3.0, **SMALL)
+    x = stack(ds)
+    rois = ds.ground_truth["signal_rois"]["class1"]
+    one, other = ds.labels == 1, ds.labels == 0
+    raw = kurtosis(x[:, rois], axis=-1)
+    assert abs(raw[one].mean() - raw[other].mean()) < 0.3
+    diff = kurtosis(np.diff(x[:, rois], axis=-1), axis=-1)
+    assert diff[one].mean() > diff[other].mean() + 0.8
 
 
 def test_raw_signal_sits_in_the_ground_truth_rois_and_not_in_the_difference_size():

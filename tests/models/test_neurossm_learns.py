@@ -5,8 +5,8 @@ import pytest
 from neurossm.data.synthetic import make_synthetic
 from neurossm.training.runner import ExperimentOptions, run_experiment
 
-# Small enough for one thread in seconds: events one sample wide live at scale 1, so the raw and
-# diff pathways of that scale suffice.
+# Small enough for one thread in seconds: level shifts at scale 1 live in the first difference at
+# scale 1, so the raw and diff pathways of that scale suffice.
 NEUROSSM_SMALL = {"d_model": 16, "d_state": 8, "scales": (1,), "drop_prob": 0.0, "scan_backend": "cpu"}
 
 
@@ -21,12 +21,12 @@ def _holdout_accuracy(tmp_path, dataset, model: str, **kw) -> float:
 
 
 @pytest.mark.slow
-def test_neurossm_beats_connectivity_on_transient_events(tmp_path):
-    # Class signal: sparse transient events in 2 of 8 ROIs, a different pair per class. Every ROI
+def test_neurossm_beats_connectivity_on_level_shifts(tmp_path):
+    # Class signal: abrupt level shifts in 2 of 8 ROIs, a different pair per class. Every ROI
     # keeps the same variance and the same expected correlations in both classes, so the FC
     # matrix is blind to it.
-    data = make_synthetic(seed=7, n_scans=120, n_rois=8, n_times=64, signal_form="diff", n_signal_rois=2,
-                          amplitude=2.0)
+    data = make_synthetic(seed=7, n_scans=120, n_rois=8, n_times=100, signal_form="diff", n_signal_rois=2,
+                          amplitude=3.0)
     fc = _holdout_accuracy(tmp_path, data, "FC_LR")
     ssm = _holdout_accuracy(tmp_path, data, "NeuroSSM", epochs=10, lr=5e-3, model_config=NEUROSSM_SMALL)
     assert fc <= 0.7, f"FC_LR should be near chance on a connectivity-free signal, got {fc:.2f}"

@@ -101,7 +101,7 @@ DATASET_OPTIONS: dict[str, dict[str, DatasetOption]] = {
         "n_signal_rois": DatasetOption(4, int, "signal ROIs per class"),
         "signal_rois": DatasetOption(None, _int_lists,
                                      "signal ROIs per class, e.g. '0,1,2;5,6' (default: drawn from the seed)"),
-        "scale": DatasetOption(1, int, "temporal scale: event width (diff) or period multiplier (raw)"),
+        "scale": DatasetOption(1, int, "temporal scale: samples per level block (diff) or period multiplier (raw)"),
         "amplitude": DatasetOption(1.0, float, "signal std relative to the ROI's own noise std"),
         "noise": DatasetOption("ar1", str, "private ROI noise", choices=("ar1", "white")),
         "class_names": DatasetOption(None, _names, "class names, e.g. 'rest,task' (default: class0, class1, ...)"),

@@ -5,14 +5,21 @@ attribution map of class ``c`` has a right answer for every class, including ``c
 scan of class ``c`` carries the signal in ``signal_rois[c]`` only. Three signal forms:
 
 ``"diff"``
-    Transient events: sparse pulses of width ``scale`` samples and random sign, at random times,
-    independently in each signal ROI. Their information sits in the first difference (sharp
-    jumps, a heavy-tailed difference distribution).
+    Abrupt level shifts: a piecewise-constant level, independently in each signal ROI, that at
+    each block of ``scale`` samples (random offset) either holds (probability 1/3) or jumps to
+    ``-old / 2 + sqrt(3) / 2 * z`` (``z`` standard normal). The level is standard normal at
+    every time point, so the raw values keep a Gaussian distribution and no single raw value
+    tells the classes apart. The information sits in the first difference: exactly zero where
+    the level holds and large where it jumps (heavy-tailed), with a raised variance, because the
+    level is uncorrelated from one block to the next (a white spectrum at block lags) while the
+    AR(1) noise is not. That second-order part is, by linearity, also visible, more weakly, as a
+    smaller variance of the raw signal pooled over a few samples (docs/datasets.md).
 ``"raw"``
     A slow oscillation of period about ``20 * scale`` samples (random phase per ROI, period
     jittered by ±10 %), mixed with white noise of the power needed to keep the variance of the
     first difference unchanged (with ``noise="ar1"``): the information sits in the raw signal at a
-    coarse temporal scale, not in the size of the differences.
+    coarse temporal scale, not in the size of the sample-to-sample differences (differences of
+    2- or 4-sample means do lose variance; docs/datasets.md).
 ``"connectivity"``
     The signal ROIs share one latent AR(1) time course: they become correlated, with the same
     variance and the same temporal spectrum as the noise. A functional-connectivity model finds
@@ -47,7 +54,9 @@ NOISE_KINDS = ("ar1", "white")
 NOISE_PHI = 0.5
 GLOBAL_PHI = 0.9
 GLOBAL_SHARE = 0.2
-EVENT_DUTY = 0.04  # fraction of the time points covered by events in a signal ROI
+JUMP_CORRELATION = -0.5  # "diff": correlation of the level after a jump with the level before it
+# "diff": chance of a jump per block; with it the level's lag-1 autocorrelation, 1 - p (1 - c), is 0
+JUMP_PROBABILITY = 1 / (1 - JUMP_CORRELATION)
 BASE_PERIOD = 20  # samples per cycle of the "raw" oscillation at scale 1
 PERIOD_JITTER = 0.1
 _BURN_IN = 50
@@ -91,7 +100,8 @@ def make_synthetic(
         ROI indices carrying each class' signal. Default: ``n_signal_rois`` per class, disjoint,
         drawn from the seed.
     scale : int
-        Temporal scale: event width in samples (``"diff"``), period multiplier (``"raw"``).
+        Temporal scale: samples per block between possible level jumps (``"diff"``), period
+        multiplier (``"raw"``).
     amplitude : float
         Signal std over the private noise std inside a signal ROI (0: no signal).
     noise : {"ar1", "white"}
@@ -153,7 +163,8 @@ def make_synthetic(
         "n_rois": int(n_rois),
         "n_times": int(n_times),
         "control_class": None,
-        "event_width": int(scale) if signal_form == "diff" else None,
+        "level_block": int(scale) if signal_form == "diff" else None,
+        "jump_probability": JUMP_PROBABILITY if signal_form == "diff" else None,
         "period": BASE_PERIOD * int(scale) if signal_form == "raw" else None,
     }
     return assemble("SYNTHETIC", scans, names, atlas=atlas, n_rois=n_rois, crop_length=crop_length,
@@ -170,12 +181,7 @@ def save_ground_truth(dataset: ScanDataset, path: str | Path) -> Path:
 def _signal(form: str, n: int, n_times: int, scale: int, noise: str, rng: np.random.Generator) -> np.ndarray:
     """Unit-variance class signal for ``n`` signal ROIs, ``(n, n_times)``."""
     if form == "diff":
-        n_events = max(1, round(EVENT_DUTY * n_times / scale))
-        out = np.zeros((n, n_times))
-        for row in out:
-            for start in rng.choice(n_times - scale + 1, size=n_events, replace=False):
-                row[start:start + scale] = rng.choice((-1.0, 1.0))
-        return _normalise(out)
+        return _normalise(_level_jumps(n, n_times, scale, rng))
     if form == "raw":
         period = BASE_PERIOD * scale * (1 + PERIOD_JITTER * rng.uniform(-1, 1, size=(n, 1)))
         phase = rng.uniform(0, 2 * np.pi, size=(n, 1))
@@ -189,6 +195,23 @@ def _signal(form: str, n: int, n_times: int, scale: int, noise: str, rng: np.ran
         return _normalise(np.sqrt(share) * slow + np.sqrt(1 - share) * white)
     latent = _normalise(_ar1(rng.standard_normal((1, n_times + _BURN_IN)), NOISE_PHI))
     return np.repeat(latent, n, axis=0)
+
+
+def _level_jumps(n: int, n_times: int, scale: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` piecewise-constant levels, ``(n, n_times)``: N(0, 1) at every time point, jumping with
+    probability ``JUMP_PROBABILITY`` at each boundary of blocks of ``scale`` samples (random offset
+    per row). Autocorrelation ``(1 - p (1 - c))^k`` at block lags (``c = JUMP_CORRELATION``)."""
+    n_blocks = n_times // scale + 2
+    block = (np.arange(n_times) + rng.integers(0, scale, size=(n, 1))) // scale  # (n, T)
+    jumps = rng.random((n, n_blocks)) < JUMP_PROBABILITY
+    jumps[:, 0] = False
+    n_jumps = np.cumsum(jumps, axis=1)  # (n, n_blocks): jumps up to each block
+    # The level after the k-th jump is an AR(1) in k with coefficient c, started in its stationary
+    # N(0, 1): a jump keeps the level standard normal.
+    e = rng.standard_normal((n, n_blocks))
+    e[:, 1:] *= math.sqrt(1 - JUMP_CORRELATION**2)
+    levels = lfilter([1.0], [1.0, -JUMP_CORRELATION], e, axis=-1)  # (n, n_blocks), indexed by jump count
+    return np.take_along_axis(levels, np.take_along_axis(n_jumps, block, axis=1), axis=1)  # (n, T)
 
 
 def _ar1(e: np.ndarray, phi: float) -> np.ndarray:
@@ -228,7 +251,8 @@ def _check(n_scans, n_subjects, n_rois, n_times, n_classes, form, scale, amplitu
     if scale < 1 or amplitude < 0:
         raise ConfigError(f"scale={scale}, amplitude={amplitude}; scale must be >= 1 and amplitude >= 0")
     if form == "diff" and scale * 4 > n_times:
-        raise ConfigError(f"scale={scale}: events of {scale} samples do not fit {n_times} time points")
+        raise ConfigError(f"scale={scale}: blocks of {scale} samples leave fewer than 4 possible level jumps "
+                          f"in {n_times} time points")
     if form == "raw" and 2 * BASE_PERIOD * scale * (1 + PERIOD_JITTER) > n_times:
         raise ConfigError(f"scale={scale}: the raw-form period (~{BASE_PERIOD * scale} samples) needs "
                           f"n_times >= {math.ceil(2 * BASE_PERIOD * scale * (1 + PERIOD_JITTER))} for two cycles")
