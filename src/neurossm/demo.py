@@ -9,7 +9,7 @@ What it does, in order (everything under ``--out``, default ``demo_output/``):
 2. **Data.** Synthetic ROI time series in AAL3v2 space: temporally autocorrelated noise with a
    shared global fluctuation; each class (``flanker``, ``n-back``) carries its signal in the
    regions the literature reports most for its task (the top of its reference map), in a known
-   pathway form (transient events by default: they live in the first temporal difference). The
+   pathway form (abrupt level shifts by default: they live in the first temporal difference). The
    ground truth is written to ``ground_truth.json``.
 3. **Models.** NeuroSSM and the connectivity baseline FC_LR, cross-validated on the same
    subject-grouped folds (``Results/SYNTHETIC/<MODEL>/demo``).
@@ -226,7 +226,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop-length", type=int, default=d.crop_length,
                    help="training crop length (default: %(default)s, PPMI's)")
     p.add_argument("--signal-form", choices=("diff", "raw"), default=d.signal_form,
-                   help="class signal: transient events (diff) or a slow fluctuation (raw) (default: %(default)s)")
+                   help="class signal: abrupt level shifts (diff) or a slow fluctuation (raw) (default: %(default)s)")
     p.add_argument("--scale", type=int, default=d.scale, help="temporal scale of the signal (default: %(default)s)")
     p.add_argument("--amplitude", type=float, default=d.amplitude,
                    help="signal-to-noise ratio inside a signal region (default: %(default)s)")
