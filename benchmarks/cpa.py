@@ -9,7 +9,7 @@ Two measurements:
     as ``--skip_cross_validation`` does); NeuroSSM is trained on the training side with the
     harness' defaults for SYNTHETIC, and CPA (true class) explains the holdout scans. Reported per
     class: recall of the planted ROIs in the top quarter of the class-mean ``cpa_score`` and the
-    pathway agreement, both from :func:`neurossm.explain.recovery.planted_recovery`, with the
+    pathway agreement, both from :func:`neurossm.reference.recovery.planted_recovery`, with the
     holdout accuracy and the class' mean pathway importance.
 ``speed``
     CPA extraction of one batch of ``--batch-size`` scans at the HCP-Rest shape (400 ROIs × 600
@@ -68,7 +68,7 @@ def recovery(args: argparse.Namespace, form: str) -> dict:
     from neurossm.data.splits import make_splits
     from neurossm.data.synthetic import make_synthetic
     from neurossm.explain.cpa import explain_scan_batch
-    from neurossm.explain.recovery import planted_recovery
+    from neurossm.reference.recovery import planted_recovery
     from neurossm.models.registry import get_model
     from neurossm.pipeline.unit import UnitContext, fit_unit
 

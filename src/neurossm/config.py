@@ -125,18 +125,3 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
                 value = tuple(value)
         out[key.strip()] = value
     return out
-
-
-@dataclass
-class RunOptions:
-    """Harness options shared by ``tester.py`` and ``neurossm train`` (resolved, then saved)."""
-
-    dataset: str
-    model: str
-    seeds: tuple[int, ...] = (0,)
-    folds: int = 5
-    device: str = "cpu"
-    crop_length: int | None = None
-    skip_cross_validation: bool = False
-    analysis: bool = False
-    model_config: dict[str, Any] = field(default_factory=dict)

@@ -20,11 +20,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..config import dataset_info
 from ..errors import DataFormatError, DataNotFoundError
-from .records import atlas_for, flatten_records, number_ids, prepare_timeseries
+from .records import atlas_for, flatten_records, number_ids, plain_scalar, prepare_timeseries
 from .scans import Drop, Scan, ScanDataset, assemble
 
 PPMI_FILE = "dataset_ppmi_atlas-AAL-3V2.pickle"
@@ -77,12 +75,7 @@ def ppmi_label(value: Any) -> int | str | None:
     """
     if value is None:
         return None
-    if isinstance(value, (bytes, np.bytes_)):
-        value = value.decode()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    value = plain_scalar(value)
     if isinstance(value, int):
         return int(value)
     text = str(value).strip()

@@ -171,7 +171,7 @@ def _reference_analysis(opts: DemoOptions, table, analysis_root: Path) -> list[d
 
 def _recovery(cpa_root: Path, planted: dict[str, list[int]], signal_form: str) -> dict[str, Any]:
     """Did CPA find the planted regions? Class-mean ``cpa_score`` top quarter and dominant pathway."""
-    from ..explain.recovery import planted_recovery
+    from ..reference.recovery import planted_recovery
     from ..explain.files import find_cpa_files, read_cpa_file
 
     scans = [read_cpa_file(f) for f in find_cpa_files(cpa_root)]
