@@ -64,7 +64,8 @@ def _parse() -> argparse.Namespace:
 
 
 def recovery(args: argparse.Namespace, form: str) -> dict:
-    from neurossm.config import parse_overrides, training_defaults
+    from neurossm.config import parse_overrides
+    from neurossm.data.registry import training_defaults
     from neurossm.data.splits import make_splits
     from neurossm.data.synthetic import make_synthetic
     from neurossm.explain.cpa import explain_scan_batch

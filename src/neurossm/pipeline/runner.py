@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..config import dataset_info, training_defaults
+from ..data.registry import get_dataset, training_defaults
 from ..data.scans import ScanDataset
 from ..data.splits import Split, check_disjoint, make_splits
 from ..errors import ConfigError
@@ -79,7 +79,7 @@ def _write_or_check_splits(rd: RunDirectory, seed: int, splits: list[Split]) -> 
 
 def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) -> RunResult:
     """Run (or resume) cross-validation of ``opts.model`` on ``opts.dataset``."""
-    info = dataset_info(opts.dataset)
+    info = get_dataset(opts.dataset)
     spec = get_model(opts.model)
     model_config = spec.resolve_config(opts.model_config, opts.preset)
     training = training_defaults(info.name, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..atlas import Atlas, load_atlas
+from ..config import named_atlas
 from ..errors import ConfigError, DataFormatError, DataNotFoundError
 from ..explain.files import CpaScan, discover_cpa_files, read_cpa_file
 from ..io import write_dataframe
@@ -31,7 +32,6 @@ from . import maps, neurosynth, scoring, terms as terms_mod
 
 log = get_logger(__name__)
 
-NAMED_ATLASES = {"schaefer400": "schaefer400", "aal3v2": "aal3v2", "aal3": "aal3v2"}
 SUMMARY_COLUMNS = [
     "dataset", "class", "status", "reason", "terms", "terms_matched", "terms_missing",
     "n_studies_selected", "n_studies_other", "n_rois", "n_rois_atlas", "partial_r", "perm_p",
@@ -78,9 +78,9 @@ def _atlas_for(dataset: str, scans: list[CpaScan], opts: ReferenceOptions, cache
     if len(specs) > 1 or len(counts) > 1:
         raise DataFormatError(f"{dataset}: CPA files mix atlases {specs} / ROI counts {counts}; expected one atlas per dataset")
     spec, n_rois = specs[0], counts[0]
-    key = spec.strip().lower().replace("-", "").replace("_", "")
-    if key in NAMED_ATLASES:
-        source, labels = NAMED_ATLASES[key], None
+    named = named_atlas(spec)
+    if named is not None:
+        source, labels = named.name, None
     elif opts.atlas is not None:
         source, labels = str(opts.atlas), opts.atlas_labels
     elif Path(spec).expanduser().is_file():
