@@ -60,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace):
-    """The :class:`~neurossm.pipeline.runner.ExperimentOptions` that the flags describe."""
+    """The :class:`~neurossm.pipeline.options.ExperimentOptions` that the flags describe."""
     from ..config import parse_overrides
     from ..pipeline import ExperimentOptions
 
