@@ -148,7 +148,8 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
         "options": opts.fingerprint(),
         "model": {"name": spec.name, "kind": spec.kind, "config": model_config, "reference": spec.reference},
         "training": {**training.to_dict(), "crop_length": dataset.crop_length,
-                     "test_policy": "logits averaged over non-overlapping windows of crop_length"},
+                     "test_policy": "logits averaged over non-overlapping windows of crop_length" if spec.kind == "torch"
+                     else "features of the whole scan; fitted on the whole training fold (train + validation)"},
         "dataset": {"name": info.name, "atlas": dataset.atlas, "n_rois": dataset.n_rois,
                     "class_names": list(dataset.class_names), "target": info.target},
         "versions": _versions(),
@@ -194,7 +195,8 @@ def _run_fold(rd: RunDirectory, opts: ExperimentOptions, spec, model_config: dic
     log.info("seed %d fold %d: training %s on %d scans (validation %d, test %d)", split.seed, split.fold,
              spec.name, len(train), len(val), len(test))
     est.fit([s.timeseries for s in train], np.array([s.label for s in train]),
-            [s.timeseries for s in val], np.array([s.label for s in val]))
+            [s.timeseries for s in val], np.array([s.label for s in val]),
+            groups=[s.subject_id for s in train], groups_val=[s.subject_id for s in val])
     fit_seconds = time.perf_counter() - t0
     probs = est.predict_proba([s.timeseries for s in test])
     test_metrics = classification_metrics([s.label for s in test], probs, dataset.n_classes)
@@ -211,6 +213,8 @@ def _run_fold(rd: RunDirectory, opts: ExperimentOptions, spec, model_config: dic
                "n_train": len(train), "n_val": len(val), "n_test": len(test),
                "selected_epoch": selected[0]["epoch"] if selected else None,
                "fit_seconds": fit_seconds, "checkpoint": est.checkpoint_name}
+    if est.fitted_params():  # what a closed-form model's inner cross-validation chose
+        metrics["hyperparameters"] = est.fitted_params()
     rd.write_fold(split.seed, split.fold, metrics, predictions_frame(test, probs, dataset.class_names), est.history)
     log.info("seed %d fold %d: test accuracy %.3f, balanced accuracy %.3f, ROC-AUC %.3f (%.1f s)", split.seed,
              split.fold, test_metrics["accuracy"], test_metrics["balanced_accuracy"], test_metrics["roc_auc"],
