@@ -47,11 +47,11 @@ class MeanMLP(nn.Module):
 
     Notes
     -----
-    The defaults are the published ones: hidden width 160 and dropout 0.49, the values the
-    authors' released model code uses as its defaults (Popov et al., 2024, repository
-    ``neuroneural/meanMLP``), with one hidden layer. The authors train with Adam and early
-    stopping on a validation split; here the harness's shared AdamW + cosine schedule and
-    validation checkpoint selection apply, as for every gradient-trained model.
+    The defaults are the published ones: hidden width 160 and dropout 0.49, with one hidden
+    layer: the defaults of the authors' released code (Popov et al., 2024, repository
+    ``neuroneural/meanMLP``), read through code that reproduces it. The authors' own training
+    schedule is not reproduced: the harness's shared AdamW + cosine schedule and validation
+    checkpoint selection apply, as for every gradient-trained model.
     """
 
     def __init__(self, n_rois: int, n_outputs: int, n_times: int, hidden_size: int = 160,
