@@ -242,7 +242,15 @@ class FeatureEstimator(Estimator):
         return dict(get()) if get is not None else {}
 
     def predict_logits(self, X):
-        return np.asarray(self.model.predict_log_proba(list(X)), dtype=np.float64)
+        logp = np.asarray(self.model.predict_log_proba(list(X)), dtype=np.float64)  # (n, classes seen in fit)
+        classes = getattr(self.model, "classes_", None)
+        if classes is None or logp.shape[1] == self.n_classes:
+            return logp
+        # A class absent from the training fold (HCP-Task data holding some of the tasks) was never
+        # predicted: log-probability ≈ −708 (probability ≈ 1e−308), finite so that no metric sees −inf.
+        out = np.full((len(logp), self.n_classes), np.log(np.finfo(np.float64).tiny))
+        out[:, np.asarray(classes, dtype=np.int64)] = logp
+        return out
 
     def save(self, path: str | Path) -> None:
         state = self.model.get_state()
