@@ -12,7 +12,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.svm import LinearSVC
 
 from neurossm.errors import ConfigError, DataFormatError
-from neurossm.models.baselines import catch22 as c22
+from neurossm.models import catch22_features as c22
+from neurossm.models.baselines.catch22 import Catch22Classifier
 from neurossm.models.baselines.meanmlp import MeanMLP
 from neurossm.models.fc import FCLogisticRegression
 from neurossm.models.linear import inner_folds_for, row_space_basis
@@ -169,7 +170,7 @@ def test_catch22_finds_a_difference_in_autocorrelation():
             for t in range(1, 80):
                 x[0, t] = 0.8 * x[0, t - 1] + 0.6 * x[0, t]
         X.append(x)
-    model = c22.Catch22Classifier(n_jobs=1).fit(X[:24], y[:24])
+    model = Catch22Classifier(n_jobs=1).fit(X[:24], y[:24])
     assert (model.predict_log_proba(X[24:]).argmax(1) == y[24:]).mean() >= 0.85
 
 
