@@ -16,9 +16,12 @@ generator's earlier pulse form and stayed near chance on held-out scans.
 
 Every (task, model) is one :func:`neurossm.pipeline.run_experiment` call, exactly as
 ``neurossm train --dataset SYNTHETIC --data-option ...`` runs it: grouped stratified K-fold,
-model selection on an inner validation split, every seed repeating the whole CV. Reported per
-(task, model): test accuracy (and balanced accuracy, ROC-AUC) as mean ± std over all
-folds × seeds, the std of the per-seed means, and the wall time of the whole CV.
+model selection on an inner validation split (gradient-trained models) or by subject-grouped
+inner CV on the whole training fold (closed-form models: FC_LR, FC_SVM, catch22, MiniRocket),
+every seed repeating the whole CV. Reported per (task, model): test accuracy (and balanced
+accuracy, ROC-AUC) as mean ± std over all folds × seeds, the std of the per-seed means, the wall
+time of the whole CV, and for closed-form models how often inner CV chose each regularisation
+value (``hyperparameters_chosen``). MiniRocket needs the extra ``neurossm[ts]``.
 
 Usage::
 
@@ -47,7 +50,7 @@ import time
 from pathlib import Path
 
 TASKS = {"transient": "diff", "connectivity": "connectivity"}
-DEFAULT_MODELS = ("NeuroSSM", "FC_LR", "FC_SVM", "GRU", "BolT")
+DEFAULT_MODELS = ("NeuroSSM", "FC_LR", "FC_SVM", "catch22", "MiniRocket", "GRU", "meanMLP", "BolT")
 # Sizes that keep 5 folds × 3 seeds within minutes per model on a 2-core CPU.
 SMALL_CONFIGS = {"NeuroSSM": ["d_model=16", "d_state=8", "scales=1,2"]}
 
@@ -85,6 +88,14 @@ def run_one(task: str, model: str, args: argparse.Namespace, config_pairs: list[
               "data_options": opts.dataset_options, "model_config": config["model"]["config"]}
     if config["model"]["kind"] == "torch":
         record["training"] = {k: config["training"][k] for k in ("epochs", "batch_size", "lr", "crop_length")}
+    else:
+        chosen: dict[str, int] = {}
+        for path in sorted(result.run_dir.glob("seed_*/fold_*/metrics.json")):
+            params = read_json(path).get("hyperparameters", {})
+            value = next((f"{k}={params[k]:g}" for k in ("C", "alpha") if k in params), None)
+            if value is not None:
+                chosen[value] = chosen.get(value, 0) + 1
+        record["hyperparameters_chosen"] = chosen
     for metric in ("accuracy", "balanced_accuracy", "roc_auc"):
         record[metric] = summary["test"][metric]
         record[f"{metric}_std_of_seed_means"] = summary["test_over_seed_means"][metric]["std"]

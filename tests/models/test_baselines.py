@@ -217,17 +217,17 @@ def test_gru_fits_a_small_training_set():
 def test_fc_svm_learns_a_connectivity_signal(dataset_factory):
     ds = dataset_factory(n_scans=80, n_rois=10, n_times=80, signal=0.8)
     X, y = [s.timeseries for s in ds.scans], ds.labels
-    model = FCLinearSVM().fit(X[:40], y[:40], X[40:56], y[40:56])
+    model = FCLinearSVM().fit(X[:56], y[:56], groups=[s.subject_id for s in ds.scans[:56]])
     logp = model.predict_log_proba(X[56:])
     assert (logp.argmax(1) == y[56:]).mean() >= 0.85
-    assert model.selected_c_ in model.c_grid
+    assert model.fitted_params()["C"] in model.c_grid
 
 
 def test_fc_svm_binary_scores_are_two_symmetric_columns_and_multiclass_has_one_per_class(dataset_factory):
     ds = dataset_factory(n_scans=24, n_rois=6, n_times=40, signal=1.0)
     X, y = [s.timeseries for s in ds.scans], ds.labels
     model = FCLinearSVM().fit(X, y)
-    s = model.model_.decision_function(model.scaler_.transform(connectivity_features(X)))
+    s = model.scaler_.transform(connectivity_features(X)) @ model.coef_[0] + model.intercept_[0]
     p1 = np.exp(model.predict_log_proba(X))[:, 1]
     np.testing.assert_allclose(p1, 1.0 / (1.0 + np.exp(-s)))  # softmax([−s/2, s/2]) = sigmoid(s)
     ds3 = dataset_factory(n_scans=30, n_rois=6, n_times=40, n_classes=3, signal=1.0)

@@ -2,7 +2,8 @@
 
 One parametrised set of checks runs every model through the same harness: output shape, finite
 outputs, batch-permutation equivariance, the input is not mutated, config → JSON → model round
-trip, gradient flow and ``training_loss`` for torch models; ``predict_log_proba`` and the
+trip, gradient flow and ``training_loss`` for torch models; ``fit(X, y, groups)``,
+``predict_log_proba`` on scans of any length, ``fitted_params`` and the
 ``get_state``/``set_state`` round trip through ``.npz`` for feature models. A model whose module
 cannot be imported yet (a dependency still missing) is skipped with the import error as reason.
 """
@@ -22,7 +23,7 @@ from neurossm.models import registry
 
 B, R, T, N_CLASSES = 3, 8, 40, 2
 # Every model the project ships; a missing one is a failure, one that cannot import yet a skip.
-EXPECTED = ("BolT", "FC_LR", "FC_SVM", "GRU", "NeuroSSM")
+EXPECTED = ("BolT", "catch22", "FC_LR", "FC_SVM", "GRU", "meanMLP", "MiniRocket", "NeuroSSM")
 
 # Parameters that by design receive no gradient from the logits. BolT reads only the CLS tokens
 # of its last layer, so that layer's token→token and token→CLS attention biases (which only
@@ -62,8 +63,10 @@ def _names() -> list[str]:
     return sorted({s.name for s in registry._REGISTRY.values()} | set(EXPECTED), key=str.lower)
 
 
-TORCH = [n for n in _names() if n not in ("FC_LR", "FC_SVM")]
-FEATURES = ["FC_LR", "FC_SVM"]
+FEATURE_NAMES = ("catch22", "FC_LR", "FC_SVM", "MiniRocket")
+TORCH = [n for n in _names() if n not in FEATURE_NAMES]
+# MiniRocket's numba kernels compile on first use (about 40 s on a fresh machine, cached after).
+FEATURES = [pytest.param(n, marks=pytest.mark.slow) if n == "MiniRocket" else n for n in FEATURE_NAMES]
 
 
 def _build(name: str, config: dict | None = None, seed: int = 0):
@@ -167,24 +170,34 @@ def test_torch_training_objective_contract(name):
 
 
 def _scans(n: int = 16, seed: int = 3) -> tuple[list[np.ndarray], np.ndarray]:
+    """``n`` scans of ``R`` ROIs and 40 to 40 + n − 1 time points (lengths differ on purpose)."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % N_CLASSES
     X = []
-    for label in y:
-        x = rng.standard_normal((R, T))
+    for i, label in enumerate(y):
+        x = rng.standard_normal((R, T + i))
         if label:
-            x[:3] += rng.standard_normal(T)  # class 1: ROIs 0–2 share a time course
+            x[:3] += rng.standard_normal(T + i)  # class 1: ROIs 0–2 share a time course
         X.append(x.astype(np.float32))
     return X, y
 
 
-@pytest.mark.parametrize("name", FEATURES)
-def test_features_predict_shape_finite_permutation_and_input_untouched(name):
+# Two scans per subject: inner folds must keep a subject's scans together.
+GROUPS = np.repeat([f"sub{i}" for i in range(8)], 2)
+
+
+def _fit_features(name: str):
     spec = _spec(name)
     assert spec.kind == "features"
     X, y = _scans()
+    return spec, spec.build(R, N_CLASSES, T).fit(X[:12], y[:12], groups=GROUPS[:12]), X, y
+
+
+@pytest.mark.parametrize("name", FEATURES)
+def test_features_predict_shape_finite_permutation_and_input_untouched(name):
+    X, _ = _scans()
     copies = [x.copy() for x in X]
-    model = spec.build(R, N_CLASSES, T).fit(X[:12], y[:12], X[12:], y[12:])
+    spec, model, X, y = _fit_features(name)
     logp = np.asarray(model.predict_log_proba(X))
     assert logp.shape == (len(X), N_CLASSES) and np.isfinite(logp).all()
     np.testing.assert_allclose(np.logaddexp.reduce(logp, axis=1), 0.0, atol=1e-9)  # normalised
@@ -195,10 +208,19 @@ def test_features_predict_shape_finite_permutation_and_input_untouched(name):
 
 
 @pytest.mark.parametrize("name", FEATURES)
+def test_features_report_the_hyperparameters_inner_cv_chose(name):
+    spec, model, _, _ = _fit_features(name)
+    params = model.fitted_params()
+    json.dumps(params)  # written to metrics.json
+    chosen = [v for k, v in params.items() if k in ("C", "alpha")]
+    assert len(chosen) == 1 and chosen[0] in params["grid"]
+    assert 2 <= params["inner_folds"] <= 5
+    assert sum(row["chosen"] for row in model.history_) == 1
+
+
+@pytest.mark.parametrize("name", FEATURES)
 def test_features_state_round_trip_through_npz(name):
-    spec = _spec(name)
-    X, y = _scans()
-    model = spec.build(R, N_CLASSES, T).fit(X[:12], y[:12], X[12:], y[12:])
+    spec, model, X, _ = _fit_features(name)
     buf = io.BytesIO()
     np.savez(buf, **model.get_state())
     buf.seek(0)

@@ -6,8 +6,15 @@ Two kinds of model share one harness:
   ``forward(x)`` maps ``(B, R, T)`` to class logits ``(B, n_outputs)``; the harness trains it
   (random crops, AdamW, validation-based checkpoint selection). It may define
   ``training_loss(x, y) -> (loss, logits)`` when its objective has extra terms.
-- ``"features"``: a scikit-learn-style estimator built as ``cls(**config)`` with
-  ``fit(X, y, X_val, y_val)`` and ``predict_log_proba(X)`` on lists of ``(R, T)`` arrays.
+- ``"features"``: a closed-form estimator built as ``cls(**config)``, on lists of whole
+  ``(R, T)`` scans (their lengths may differ; no crops): ``fit(X, y, groups)`` receives the
+  whole training fold (the harness's validation split included) and the subject id of each
+  scan, and chooses its own hyperparameters by subject-grouped inner cross-validation;
+  ``predict_log_proba(X)`` gives ``(n_scans, n_classes)`` log-probabilities (or log-softmax
+  scores); ``get_state()``/``set_state(state)`` save and restore the fitted model as plain
+  arrays (``.npz``). Optional: ``fitted_params()`` (a JSON-able dict of the chosen
+  hyperparameters, written to the fold's ``metrics.json`` as ``"hyperparameters"``) and
+  ``history_`` (rows of the inner search, written to ``history.csv``).
 
 Every model's constructor arguments are its config: ``config_of(model)`` reads them back, so a
 config written to JSON rebuilds the same model.

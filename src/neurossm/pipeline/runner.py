@@ -102,7 +102,9 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
         "options": opts.fingerprint(),
         "model": {"name": spec.name, "kind": spec.kind, "config": model_config, "reference": spec.reference},
         "training": {**training.to_dict(), "crop_length": dataset.crop_length,
-                     "test_policy": "logits averaged over non-overlapping windows of crop_length"},
+                     "test_policy": "logits averaged over non-overlapping windows of crop_length"
+                     if spec.kind == "torch"
+                     else "features of the whole scan; fitted on the whole training fold (train + validation)"},
         "dataset": {"name": info.name, "atlas": dataset.atlas, "n_rois": dataset.n_rois,
                     "class_names": list(dataset.class_names), "target": info.target},
         "versions": _versions(),

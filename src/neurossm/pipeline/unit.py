@@ -126,7 +126,8 @@ def fit_unit(ctx: UnitContext, split: Split, *, model_seed: int | None = None) -
     log.info("seed %d fold %d: training %s on %d scans (validation %d, test %d)", split.seed, split.fold,
              ctx.spec.name, len(train), len(val), len(test))
     est.fit([s.timeseries for s in train], np.array([s.label for s in train]),
-            [s.timeseries for s in val], np.array([s.label for s in val]))
+            [s.timeseries for s in val], np.array([s.label for s in val]),
+            groups=[s.subject_id for s in train], groups_val=[s.subject_id for s in val])
     fit_seconds = time.perf_counter() - t0
     probs = est.predict_proba([s.timeseries for s in test])
     test_metrics = classification_metrics([s.label for s in test], probs, ctx.dataset.n_classes)
@@ -139,6 +140,8 @@ def fit_unit(ctx: UnitContext, split: Split, *, model_seed: int | None = None) -
                "n_train": len(train), "n_val": len(val), "n_test": len(test),
                "selected_epoch": selected[0]["epoch"] if selected else None,
                "fit_seconds": fit_seconds, "checkpoint": est.checkpoint_name}
+    if est.fitted_params():  # what a closed-form model's inner cross-validation chose
+        metrics["hyperparameters"] = est.fitted_params()
     if ctx.run is not None:
         ctx.run.write_fold(split.seed, split.fold, metrics,
                            predictions_frame(test, probs, ctx.dataset.class_names), est.history)

@@ -1,10 +1,12 @@
 """One fit/predict interface over both kinds of registered model.
 
 ``TorchEstimator`` trains an ``nn.Module`` on random crops with AdamW and keeps the epoch with
-the best validation score; ``FeatureEstimator`` fits a scikit-learn-style model on one random
-crop per scan. Both predict a scan by averaging over its test windows
-(:func:`neurossm.data.preprocess.window_batches`), so every model sees at test time the length it was
-trained on and every time point of the scan counts.
+the best validation score, and predicts a scan by averaging its logits over the scan's test
+windows (:func:`neurossm.data.preprocess.window_batches`), so that it sees at test time the length
+it was trained on and every time point of the scan counts. ``FeatureEstimator`` hands a
+closed-form model the whole scans (any length) of the whole training fold, with their subject
+ids: the model chooses its own hyperparameters by inner cross-validation, and predicts from the
+whole test scan.
 """
 
 from __future__ import annotations
@@ -52,8 +54,14 @@ class Estimator:
         self.training, self.device, self.seed = training, device, seed
         self.history: list[dict[str, float]] = []
 
-    def fit(self, X: Sequence[np.ndarray], y: np.ndarray, X_val: Sequence[np.ndarray], y_val: np.ndarray) -> "Estimator":
+    def fit(self, X: Sequence[np.ndarray], y: np.ndarray, X_val: Sequence[np.ndarray], y_val: np.ndarray,
+            groups: Sequence[str] | None = None, groups_val: Sequence[str] | None = None) -> "Estimator":
+        """Fit on ``X``; ``X_val`` is the inner validation split, ``groups*`` the subject ids."""
         raise NotImplementedError
+
+    def fitted_params(self) -> dict[str, Any]:
+        """Hyperparameters chosen during ``fit`` (recorded in the fold's metrics); none by default."""
+        return {}
 
     def predict_logits(self, X: Sequence[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
@@ -100,7 +108,7 @@ class TorchEstimator(Estimator):
         return [{"params": decay, "weight_decay": self.training.weight_decay},
                 {"params": no_decay, "weight_decay": 0.0}]
 
-    def fit(self, X, y, X_val, y_val):
+    def fit(self, X, y, X_val, y_val, groups=None, groups_val=None):
         cfg = self.training
         rng = np.random.default_rng(self.seed)
         y = np.asarray(y, dtype=np.int64)
@@ -173,7 +181,14 @@ class TorchEstimator(Estimator):
 
 
 class FeatureEstimator(Estimator):
-    """A scikit-learn-style model fitted on one random crop per training scan."""
+    """A closed-form model fitted on the whole scans of the whole training fold.
+
+    The harness's validation split is handed back to the training side: these models choose
+    their regularisation by subject-grouped inner cross-validation on the whole training fold
+    (``fit(X, y, groups)``, see :mod:`neurossm.models.registry`), so a held-out split would only
+    shrink their training set. Crops do not apply: features (a correlation matrix, catch22
+    statistics) are computed on each whole scan, whatever its length.
+    """
 
     checkpoint_name = "checkpoint.npz"
 
@@ -181,17 +196,33 @@ class FeatureEstimator(Estimator):
         super().__init__(*args, **kwargs)
         self.model = self.spec.build(self.n_rois, self.n_classes, self.crop_length, self.config)
 
-    def fit(self, X, y, X_val, y_val):
-        rng = np.random.default_rng(self.seed)
-        crops = [random_crop(x, self.crop_length, rng) for x in X]
-        val_crops = [random_crop(x, self.crop_length, rng) for x in X_val] if len(X_val) else None
-        self.model.fit(crops, np.asarray(y), val_crops, np.asarray(y_val) if len(X_val) else None)
+    def fit(self, X, y, X_val, y_val, groups=None, groups_val=None):
+        scans = [*X, *X_val]
+        labels = np.concatenate([np.asarray(y), np.asarray(y_val)]).astype(np.int64)
+        if groups is None:
+            subjects = None
+        else:
+            subjects = np.asarray([*groups, *(groups_val if groups_val is not None else [])], dtype=object)
+            if len(subjects) != len(scans):
+                raise ValueError(f"{len(scans)} scans but {len(subjects)} subject ids")
+        self.model.fit(scans, labels, groups=subjects)
         self.history = list(getattr(self.model, "history_", []))
         return self
 
+    def fitted_params(self) -> dict[str, Any]:
+        get = getattr(self.model, "fitted_params", None)
+        return dict(get()) if get is not None else {}
+
     def predict_logits(self, X):
-        owners, wins = window_batches(X, self.crop_length)
-        return _average_by_owner(np.asarray(self.model.predict_log_proba(wins)), owners, len(X))
+        logp = np.asarray(self.model.predict_log_proba(list(X)), dtype=np.float64)  # (n, classes seen in fit)
+        classes = getattr(self.model, "classes_", None)
+        if classes is None or logp.shape[1] == self.n_classes:
+            return logp
+        # A class absent from the training fold (HCP-Task data holding some of the tasks) was never
+        # predicted: log-probability ≈ −708 (probability ≈ 1e−308), finite so that no metric sees −inf.
+        out = np.full((len(logp), self.n_classes), np.log(np.finfo(np.float64).tiny))
+        out[:, np.asarray(classes, dtype=np.int64)] = logp
+        return out
 
     def save(self, path: str | Path) -> None:
         state = self.model.get_state()
