@@ -10,7 +10,8 @@
                                predictions.csv, history.csv, checkpoint.*
         fold_metrics.csv       one row per (seed, fold)
         predictions.csv        every test prediction
-        summary.json           test metrics as {"mean", "std"} over all folds and seeds
+        summary.json           test metrics as {"mean", "std"} over all folds and seeds, and
+                               n_folds_defined: over how many folds each mean is taken
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import read_json, write_dataframe, write_json
-from .metrics import METRICS, mean_std
+from .metrics import METRICS, mean_std, n_defined
 
 
 class RunDirectory:
@@ -73,6 +74,8 @@ class RunDirectory:
             "n_folds_expected": int(expected_folds),
             "complete": bool(len(table) == expected_folds),
             "test": {k: mean_std(table[k]) for k in METRICS},
+            # ROC-AUC is undefined on a test fold holding one class: its mean is over fewer folds.
+            "n_folds_defined": {k: n_defined(table[k]) for k in METRICS},
             "test_over_seed_means": {k: mean_std(seed_means[k]) for k in METRICS} if len(table) else {},
             "per_seed": {
                 str(s): {k: mean_std(g[k]) for k in METRICS} for s, g in table.groupby("seed")

@@ -198,6 +198,11 @@ def _run_fold(rd: RunDirectory, opts: ExperimentOptions, spec, model_config: dic
     fit_seconds = time.perf_counter() - t0
     probs = est.predict_proba([s.timeseries for s in test])
     test_metrics = classification_metrics([s.label for s in test], probs, dataset.n_classes)
+    if not np.isfinite(test_metrics["roc_auc"]):
+        only = dataset.class_names[test[0].label] if test else "?"
+        log.warning("seed %d fold %d: ROC-AUC is undefined: the test fold holds only class %r; the summary "
+                    "averages ROC-AUC over the folds where it is defined and says how many", split.seed,
+                    split.fold, only)
     fold_dir = rd.fold_dir(split.seed, split.fold)
     est.save(fold_dir / est.checkpoint_name)
     if opts.analysis:
@@ -221,8 +226,13 @@ def summary_table(summary: dict[str, Any]) -> str:
     """The short table the command line ends with."""
     lines = [f"{summary['model']} on {summary['dataset']}: test metrics over "
              f"{summary['n_folds_done']} fold(s), mean ± std"]
+    defined = summary.get("n_folds_defined", {})
     for k, v in summary["test"].items():
-        lines.append(f"  {k:<18} {v['mean']:.3f} ± {v['std']:.3f}")
+        n = defined.get(k, summary["n_folds_done"])
+        note = "" if n == summary["n_folds_done"] else (
+            f"   over the {n} of {summary['n_folds_done']} folds where it is defined"
+            + (" (undefined on a test fold holding one class)" if k == "roc_auc" else ""))
+        lines.append(f"  {k:<18} {v['mean']:.3f} ± {v['std']:.3f}{note}")
     lines.append(f"  results: {summary['run_dir']}")
     return "\n".join(lines)
 
