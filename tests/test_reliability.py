@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,7 @@ def test_fewer_than_two_folds(tmp_path, messages, folds):
     assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", folds) == 2
     assert f"--folds {folds}: cross-validation needs at least 2 folds" in _errors(messages)
     assert "holdout" in _errors(messages)
+    assert not (tmp_path / "Results").exists()
 
 
 @pytest.mark.parametrize("option, expected", [
@@ -94,7 +96,7 @@ def test_a_class_with_a_single_subject(tmp_path, messages):
     err = _errors(messages)
     assert "class 'c' has 1 subject (only)" in err and "at least 2 subjects" in err
     assert "Subjects per class: 'a' 4, 'b' 4, 'c' 1" in err
-    assert not list((tmp_path / "Results").rglob("metrics.json")) if (tmp_path / "Results").exists() else True
+    assert not (tmp_path / "Results").exists()  # refused before the run folder was made
 
 
 def test_tiny_dataset_trains_every_fold_on_every_class(tmp_path, messages):
@@ -137,3 +139,42 @@ def test_mixed_orientation_is_named(tmp_path, messages):
     assert train(tmp_path, "--dataset", "CUSTOM", "--data-root", str(root), "--model", "FC_LR") == 2
     err = _errors(messages)
     assert "orientation is mixed" in err and "s02.npy" in err and "s05.npy" in err and "ROI count 6" in err
+
+
+# The run folder -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["file", "read-only"])
+def test_results_root_that_cannot_be_written(tmp_path, messages, kind):
+    root = tmp_path / "Results"
+    if kind == "file":
+        root.write_text("not a folder")
+        expected = f"{root} is a file, not a folder"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        root.mkdir()
+        root.chmod(0o555)
+        expected = f"cannot write in {root}"
+    try:
+        assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2") == 2
+    finally:
+        if kind != "file":
+            root.chmod(0o755)
+    assert f"--results-root {root}: " in _errors(messages) and expected in _errors(messages)
+
+
+def test_a_failed_run_leaves_no_folder_that_blocks_its_name(tmp_path, messages, monkeypatch):
+    from neurossm.training import estimators
+
+    def broken_fit(self, *args, **kwargs):
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(estimators.FeatureEstimator, "fit", broken_fit)
+        with pytest.raises(RuntimeError, match="disk full"):
+            train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2")
+    run = tmp_path / "Results" / "SYNTHETIC" / "FC_LR" / "r"
+    assert not run.exists()
+    assert f"the run failed before any fold finished; removed {run}" in _errors(messages)
+    assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2") == 0  # the same name is free
+    assert read_json(run / "summary.json")["complete"]

@@ -69,6 +69,30 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
+def check_writable(path: str | os.PathLike, option: str) -> Path:
+    """Raise :class:`~neurossm.errors.ConfigError` unless ``path`` can be created and written.
+
+    Nothing is created: the nearest existing folder on the way to ``path`` must be a folder (not
+    a file) in which a file can be made. ``option`` names what the user passed (``--results-root
+    Results``), so that the message says what to change.
+    """
+    from .errors import ConfigError
+
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == Path(p.anchor or "."))
+    if not existing.is_dir():
+        raise ConfigError(f"{option}: {existing} is a file, not a folder, so {path} cannot be made there; "
+                          "pass a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot write in {existing} ({exc.strerror or exc}), so {path} cannot be "
+                          "made; pass a folder you can write to") from exc
+    return path
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

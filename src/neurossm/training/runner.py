@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ from ..config import TrainingConfig, dataset_info, training_defaults
 from ..data.scans import ScanDataset
 from ..data.splits import Split, check_disjoint, make_splits
 from ..errors import ConfigError
-from ..io import read_json, to_json, write_json
+from ..io import check_writable, read_json, to_json, write_json
 from ..log import get_logger
 from ..models.registry import get_model
 from .estimators import make_estimator, resolve_device
@@ -139,10 +140,33 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
              len(set(dataset.subjects.tolist())), dataset.n_rois, ", ".join(dataset.class_names),
              dataset.crop_length)
 
+    # Everything that can be checked is checked before the run folder exists: a refused run leaves
+    # no folder behind that would block its name or refuse a corrected --resume.
+    splits_by_seed = {seed: make_splits(dataset, seed, opts.folds, training.val_fraction,
+                                        single=opts.skip_cross_validation) for seed in opts.seeds}
+    # The constructor's own checks (choices, a crop too short for the model) before any training.
+    spec.build(dataset.n_rois, dataset.n_classes, dataset.crop_length, model_config)
     run_dir = Path(opts.resume) if opts.resume else _new_run_dir(opts, info.name, spec.name)
     if opts.resume:
         _check_resume(run_dir, opts)
+    else:
+        check_writable(run_dir, f"--results-root {opts.results_root}")
     rd = RunDirectory(run_dir)
+    # A folder is removed on failure only when it is a run's: made now, or a run folder being resumed.
+    ours = bool(opts.resume) or not run_dir.exists()
+    try:
+        return _run_units(opts, info, spec, model_config, training, dataset, device, rd, splits_by_seed)
+    except Exception:
+        if ours and not rd.completed_folds() and run_dir.is_dir():
+            # Nothing finished is lost; keeping the folder would block --run-name and refuse --resume.
+            shutil.rmtree(run_dir)
+            log.error("the run failed before any fold finished; removed %s", run_dir)
+        raise
+
+
+def _run_units(opts: ExperimentOptions, info, spec, model_config: dict[str, Any], training: TrainingConfig,
+               dataset: ScanDataset, device, rd: RunDirectory, splits_by_seed: dict[int, list[Split]]) -> RunResult:
+    run_dir = rd.root
     header = {"dataset": info.name, "model": spec.name, "run_dir": str(run_dir)}
     config = {
         "options": opts.fingerprint(),
@@ -162,8 +186,7 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
 
     by_id = {s.scan_id: s for s in dataset.scans}
     expected = 0
-    for seed in opts.seeds:
-        splits = make_splits(dataset, seed, opts.folds, training.val_fraction, single=opts.skip_cross_validation)
+    for seed, splits in splits_by_seed.items():
         _write_or_check_splits(rd, seed, splits)
         expected += len(splits)
         for split in splits:
