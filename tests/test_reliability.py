@@ -75,6 +75,17 @@ def test_model_options_are_checked_before_anything_is_built(tmp_path, messages, 
     assert not (tmp_path / "Results").exists()
 
 
+def test_unknown_model_option_lists_the_known_ones(tmp_path, messages):
+    assert train(tmp_path, *SYNTH, "--config", "no_such_option=1") == 2
+    assert "model NeuroSSM has no option 'no_such_option'; options: " in _errors(messages)
+
+
+def test_analysis_with_a_model_cpa_cannot_explain(tmp_path, messages):
+    assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--analysis") == 2
+    assert "FC_LR" in _errors(messages) and "CPA" in _errors(messages)
+    assert not (tmp_path / "Results").exists()
+
+
 @pytest.mark.parametrize("flag, value, expected", [
     ("--batch-size", "0", "--batch-size 0: expected a whole number ≥ 1"),
     ("--epochs", "0", "--epochs 0: expected a whole number ≥ 1 (0 epochs would report an untrained"),
