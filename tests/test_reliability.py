@@ -189,3 +189,27 @@ def test_a_failed_run_leaves_no_folder_that_blocks_its_name(tmp_path, messages, 
     assert f"the run failed before any fold finished; removed {run}" in _errors(messages)
     assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2") == 0  # the same name is free
     assert read_json(run / "summary.json")["complete"]
+
+
+# Command line ---------------------------------------------------------------------------------------
+
+def test_skip_cross_validation_help_says_the_holdout_is_fold_0(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--help"])
+    assert info.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "the holdout is fold 0 of --folds" in help_text
+
+
+def test_cpu_fallback_for_a_gpu_request_is_said_once(tmp_path, messages, monkeypatch, recwarn):
+    import torch
+
+    from neurossm.training import estimators
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(estimators, "_CPU_FALLBACK_SAID", set())
+    assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2", "--device", "0") == 0
+    records = {id(r): r for r in messages.records}.values()  # a record reaching the handler twice is one
+    said = [r for r in records if "CUDA is not available" in r.getMessage()]
+    said += [w for w in recwarn if "CUDA is not available" in str(w.message)]
+    assert len(said) == 1

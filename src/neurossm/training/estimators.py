@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,6 +28,9 @@ from .metrics import classification_metrics
 log = get_logger(__name__)
 
 
+_CPU_FALLBACK_SAID: set[str] = set()
+
+
 def resolve_device(device: str | int | None) -> torch.device:
     """``"cpu"``, a GPU index (``0``) or ``"cuda:1"``; without CUDA, warn and use the CPU."""
     text = str(device if device is not None else "cpu").strip().lower()
@@ -36,8 +38,10 @@ def resolve_device(device: str | int | None) -> torch.device:
         return torch.device("cpu")
     index = text.split(":", 1)[1] if text.startswith("cuda") and ":" in text else text.replace("cuda", "") or "0"
     if not torch.cuda.is_available():
-        warnings.warn(f"--device {device}: CUDA is not available here; training on the CPU", stacklevel=2)
-        log.warning("--device %s: CUDA is not available; using the CPU", device)
+        if text not in _CPU_FALLBACK_SAID:
+            # Said once per device request: a run resolves the device in several places.
+            _CPU_FALLBACK_SAID.add(text)
+            log.warning("--device %s: CUDA is not available here; using the CPU", device)
         return torch.device("cpu")
     return torch.device(f"cuda:{int(index)}")
 
