@@ -107,5 +107,5 @@ def test_roi_count_mismatch_is_a_clear_error(cpa_root, tmp_path, caplog):
 
 def test_no_cpa_files_is_reported(tmp_path, caplog):
     (tmp_path / "root").mkdir()
-    assert _run(["--root", tmp_path / "root", "--out", tmp_path / "o"]) == 1
+    assert _run(["--root", tmp_path / "root", "--out", tmp_path / "o"]) == 2  # user error: nothing to score
     assert "no CPA files" in caplog.text

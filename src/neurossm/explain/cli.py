@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from ..models.registry import get_model
     from ..training.estimators import make_estimator, resolve_device
     from ..training.results import RunDirectory
-    from ..training.runner import ExperimentOptions, load_experiment_dataset, training_config_of
-    from .cpa import explain_to_files
+    from ..training.runner import ExperimentOptions, load_experiment_dataset, run_id_of, training_config_of
+    from .cpa import check_folder_is_this_runs, explain_to_files, run_record
 
     rd = RunDirectory(args.run)
     cfg_path = rd.root / "config.json"
@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     by_id = {s.scan_id: s for s in dataset.scans}
     device = resolve_device(args.device)
     training = training_config_of(cfg)
+    run_id = run_id_of(rd.root)
+    check_folder_is_this_runs(Path(args.analysis_root) / "Explainability" / dataset.name, run_id,
+                              f"--analysis-root {args.analysis_root}")
     n_done = 0
     for seed in opts.seeds:
         path = rd.splits_path(seed)
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
             sub = Path(f"seed_{seed}") if opts.skip_cross_validation else Path(f"seed_{seed}") / f"fold_{split.fold}"
             explain_to_files(est.module, [by_id[i] for i in split.test], dataset,
                              Path(args.analysis_root) / "Explainability" / dataset.name / sub,
-                             target=args.cpa_target, crop_length=est.crop_length, device=device)
+                             target=args.cpa_target, crop_length=est.crop_length, device=device,
+                             run=run_record(run_id, rd.root, spec.name, seed, split.fold))
             n_done += 1
     if n_done == 0:
         raise ConfigError(f"{rd.root}: no finished fold with a checkpoint to explain")

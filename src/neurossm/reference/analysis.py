@@ -17,6 +17,7 @@ Every input (CPA files, atlases, terms, Neurosynth files) is checked before anyt
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import pandas as pd
 
 from ..atlas import Atlas, load_atlas
 from ..errors import ConfigError, DataFormatError, DataNotFoundError
+from ..explain.cpa import RUN_FIELDS, UNRECORDED
 from ..io import atomic_dir, write_dataframe
 from ..log import get_logger, progress
 from . import maps, neurosynth, scoring, terms as terms_mod
@@ -57,6 +59,9 @@ class CpaScan:
     cpa_score: np.ndarray           # (R,)
     atlas: str
     n_rois: int
+    run_id: str = UNRECORDED     # the run the file came from (files written before runs were recorded: unknown)
+    run_dir: str = ""
+    seed: int | None = None
 
     def class_name(self, group_by: str) -> str:
         index = self.label if group_by == "label" else self.target
@@ -82,6 +87,7 @@ def load_cpa_file(path: str | os.PathLike) -> CpaScan:
                 raise DataFormatError(f"{path}: CPA file lacks {missing}; expected the fields of DESIGN §6 "
                                       "(re-run the CPA extraction)")
             raw = {k: npz[k] for k in _KEYS}
+            recorded = {k: npz[k] for k in RUN_FIELDS if k in npz.files}
     except DataFormatError:
         raise
     except Exception as exc:
@@ -96,6 +102,8 @@ def load_cpa_file(path: str | os.PathLike) -> CpaScan:
         pathway_importance=np.asarray(raw["pathway_importance"], dtype=np.float64).ravel(),
         cpa_score=np.asarray(raw["cpa_score"], dtype=np.float64).ravel(),
         atlas=str(raw["atlas"]), n_rois=n_rois,
+        run_id=str(recorded.get("run_id", UNRECORDED)), run_dir=str(recorded.get("run_dir", "")),
+        seed=int(recorded["seed"]) if "seed" in recorded else _seed_of(path),
     )
     n_paths = len(scan.pathway_names)
     if scan.cpa_score.shape != (n_rois,):
@@ -108,6 +116,57 @@ def load_cpa_file(path: str | os.PathLike) -> CpaScan:
     if not np.all(np.isfinite(scan.cpa_score)):
         raise DataFormatError(f"{path}: cpa_score holds NaN or infinite values; re-run the CPA extraction")
     return scan
+
+
+def _seed_of(path: Path) -> int | None:
+    """The seed of a file without a run record, from its ``seed_<S>`` folder."""
+    for part in reversed(path.parts[:-1]):
+        if re.fullmatch(r"seed_\d+", part):
+            return int(part.split("_")[1])
+    return None
+
+
+def select_run(dataset: str, scans: list[CpaScan], run: str | None) -> list[CpaScan]:
+    """The files of one run: all of them when they come from one, else those of ``run``.
+
+    ``run`` matches a run id, a run folder or a run folder's name. Files of several runs are
+    refused without it: averaging maps of two models (or two splits) into one class map is
+    never what was meant.
+    """
+    runs: dict[str, list[CpaScan]] = {}
+    for s in scans:
+        runs.setdefault(s.run_id, []).append(s)
+    if run is not None:
+        chosen = [s for s in scans if run in (s.run_id, s.run_dir) or (s.run_dir and Path(s.run_dir).name == run)]
+        if not chosen:
+            raise ConfigError(f"{dataset}: --run {run} matches none of the runs of its CPA files: {_runs_text(runs)}")
+        log.info("%s: --run %s keeps %d of %d CPA files", dataset, run, len(chosen), len(scans))
+        return chosen
+    if len(runs) > 1:
+        raise DataFormatError(
+            f"{dataset}: CPA files of {len(runs)} runs: {_runs_text(runs)}; their maps would be averaged "
+            "together. Choose one with --run RUN_ID (or its run folder), or move the other run's files away"
+        )
+    return scans
+
+
+def _runs_text(runs: dict[str, list[CpaScan]]) -> str:
+    return "; ".join(f"{rid} ({len(group)} files, {group[0].run_dir or group[0].path.parent})"
+                     for rid, group in runs.items())
+
+
+def check_unique_scans(dataset: str, scans: list[CpaScan]) -> None:
+    """A scan is explained once per seed of a run; a second file for it means a mixed folder."""
+    seen: dict[tuple[str, str, int | None], Path] = {}
+    for s in scans:
+        key = (s.run_id, s.scan_id, s.seed)
+        if key in seen:
+            raise DataFormatError(
+                f"{dataset}: scan {s.scan_id} has 2 CPA files for seed {s.seed} ({seen[key]} and {s.path}); a "
+                "scan is tested once per seed, so these come from two runs (e.g. a holdout run and a "
+                "cross-validation run into one analysis root). Keep one run's files"
+            )
+        seen[key] = s.path
 
 
 def discover_cpa_files(root: str | os.PathLike) -> dict[str, list[Path]]:
@@ -150,6 +209,8 @@ class ReferenceOptions:
     seed: int = 0
     term_threshold: float = neurosynth.TERM_THRESHOLD
     datasets: list[str] | None = None
+    # Only the CPA files of this run (id, run folder or its name) when a folder holds several runs' files.
+    run: str | None = None
     # ROI-wise reference scores given directly (one column per class name, rows in atlas ROI order,
     # e.g. from :mod:`neurossm.reference.studyset`); when set, Neurosynth and the terms are not used.
     class_reference: pd.DataFrame | None = None
@@ -207,6 +268,8 @@ def _collect_inputs(opts: ReferenceOptions) -> list[_DatasetInputs]:
     inputs = []
     for dataset, files in found.items():
         scans = [load_cpa_file(f) for f in progress(files, desc=f"reading {dataset}")]
+        scans = select_run(dataset, scans, opts.run)
+        check_unique_scans(dataset, scans)
         pathway_sets = {tuple(s.pathway_names) for s in scans}
         if len(pathway_sets) > 1:
             raise DataFormatError(f"{dataset}: CPA files disagree on pathway_names {sorted(pathway_sets)}; "

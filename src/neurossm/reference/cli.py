@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..errors import ConfigError, NeuroSSMError
+from ..errors import NeuroSSMError
 from ..log import get_logger, setup_logging
 from .neurosynth import TERM_THRESHOLD, default_cache_dir
 
@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     sc.add_argument("--n-perm", type=int, default=1000, help="permutations for the p-value (default: %(default)s)")
     sc.add_argument("--seed", type=int, default=0, help="permutation seed (default: %(default)s)")
     sc.add_argument("--datasets", nargs="+", default=None, help="only these dataset folders under --root")
+    sc.add_argument("--run", default=None, metavar="RUN",
+                    help="only the CPA files of this run (its run id, run folder or folder name); needed when "
+                         "a dataset folder holds files of several runs, which are refused otherwise")
     if not any("--quiet" in a.option_strings for a in parser._actions):
         parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
         parser.add_argument("--verbose", action="store_true", help="debug messages")
@@ -50,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the analysis from parsed arguments; 0 on success, 1 for data problems, 2 for bad options."""
+    """Run the analysis from parsed arguments; 0 on success, 2 for a user error (bad option or input)."""
     from .analysis import ReferenceOptions, run_reference_analysis
 
     setup_logging(quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False))
@@ -68,14 +71,13 @@ def run(args: argparse.Namespace) -> int:
             terms_file=args.terms_file, group_by=args.group_by, atlas=args.atlas,
             atlas_labels=args.atlas_labels, atlas_data_dir=args.atlas_data_dir,
             n_perm=args.n_perm, seed=args.seed, term_threshold=args.term_threshold, datasets=args.datasets,
+            run=args.run,
         )
         summary = run_reference_analysis(opts)
-    except ConfigError as exc:
+    except NeuroSSMError as exc:
+        # a user error (a bad option, missing or malformed input): the message says what to change
         log.error("%s", exc)
         return 2
-    except NeuroSSMError as exc:
-        log.error("%s", exc)
-        return 1
     n_ok = int((summary["status"] == "ok").sum()) if len(summary) else 0
     log.info("%d of %d class(es) scored against Neurosynth", n_ok, len(summary))
     return 0

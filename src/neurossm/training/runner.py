@@ -7,6 +7,7 @@ import json
 import platform
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -95,6 +96,11 @@ def _new_run_dir(opts: ExperimentOptions, dataset_name: str, model_name: str) ->
     return path
 
 
+def run_id_of(run_dir: str | Path) -> str:
+    """A run's id from its ``config.json`` (runs made before ids were recorded: their folder's path)."""
+    return str(read_json(Path(run_dir) / "config.json").get("run_id") or Path(run_dir).resolve())
+
+
 def _check_resume(run_dir: Path, opts: ExperimentOptions) -> None:
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
@@ -151,11 +157,17 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
         _check_resume(run_dir, opts)
     else:
         check_writable(run_dir, f"--results-root {opts.results_root}")
+    run_id = run_id_of(run_dir) if opts.resume else uuid.uuid4().hex[:12]
+    if opts.analysis:
+        from ..explain.cpa import check_folder_is_this_runs
+
+        check_folder_is_this_runs(Path(opts.analysis_root) / "Explainability" / dataset.name, run_id,
+                                  f"--analysis-root {opts.analysis_root}")
     rd = RunDirectory(run_dir)
     # A folder is removed on failure only when it is a run's: made now, or a run folder being resumed.
     ours = bool(opts.resume) or not run_dir.exists()
     try:
-        return _run_units(opts, info, spec, model_config, training, dataset, device, rd, splits_by_seed)
+        return _run_units(opts, info, spec, model_config, training, dataset, device, rd, splits_by_seed, run_id)
     except Exception:
         if ours and not rd.completed_folds() and run_dir.is_dir():
             # Nothing finished is lost; keeping the folder would block --run-name and refuse --resume.
@@ -165,10 +177,13 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
 
 
 def _run_units(opts: ExperimentOptions, info, spec, model_config: dict[str, Any], training: TrainingConfig,
-               dataset: ScanDataset, device, rd: RunDirectory, splits_by_seed: dict[int, list[Split]]) -> RunResult:
+               dataset: ScanDataset, device, rd: RunDirectory, splits_by_seed: dict[int, list[Split]],
+               run_id: str) -> RunResult:
     run_dir = rd.root
     header = {"dataset": info.name, "model": spec.name, "run_dir": str(run_dir)}
     config = {
+        # Recorded in every CPA file of the run, so that maps of two runs are never pooled unknowingly.
+        "run_id": run_id,
         "options": opts.fingerprint(),
         "model": {"name": spec.name, "kind": spec.kind, "config": model_config, "reference": spec.reference},
         "training": {**training.to_dict(), "crop_length": dataset.crop_length,
@@ -194,7 +209,7 @@ def _run_units(opts: ExperimentOptions, info, spec, model_config: dict[str, Any]
             if rd.fold_done(seed, split.fold):
                 log.info("seed %d fold %d: already done, skipped", seed, split.fold)
                 continue
-            _run_fold(rd, opts, spec, model_config, training, dataset, by_id, split, device)
+            _run_fold(rd, opts, spec, model_config, training, dataset, by_id, split, device, run_id)
     summary = rd.summarise(header, expected)
     try:
         from ..report import build_report
@@ -206,7 +221,7 @@ def _run_units(opts: ExperimentOptions, info, spec, model_config: dict[str, Any]
 
 
 def _run_fold(rd: RunDirectory, opts: ExperimentOptions, spec, model_config: dict[str, Any],
-              training: TrainingConfig, dataset: ScanDataset, by_id: dict, split: Split, device) -> None:
+              training: TrainingConfig, dataset: ScanDataset, by_id: dict, split: Split, device, run_id: str) -> None:
     t0 = time.perf_counter()
     seed_fold = split.seed * 1000 + split.fold
     est = make_estimator(spec, model_config, n_rois=dataset.n_rois, n_classes=dataset.n_classes,
@@ -229,11 +244,12 @@ def _run_fold(rd: RunDirectory, opts: ExperimentOptions, spec, model_config: dic
     fold_dir = rd.fold_dir(split.seed, split.fold)
     est.save(fold_dir / est.checkpoint_name)
     if opts.analysis:
-        from ..explain.cpa import explain_to_files
+        from ..explain.cpa import explain_to_files, run_record
 
         sub = f"seed_{split.seed}" if opts.skip_cross_validation else f"seed_{split.seed}/fold_{split.fold}"
         explain_to_files(est.module, test, dataset, Path(opts.analysis_root) / "Explainability" / dataset.name / sub,
-                         target=opts.cpa_target, crop_length=dataset.crop_length, device=device)
+                         target=opts.cpa_target, crop_length=dataset.crop_length, device=device,
+                         run=run_record(run_id, rd.root, spec.name, split.seed, split.fold))
     selected = [h for h in est.history if h.get("selected")]
     metrics = {"seed": split.seed, "fold": split.fold, "test": test_metrics,
                "n_train": len(train), "n_val": len(val), "n_test": len(test),
