@@ -204,10 +204,10 @@ def test_skip_cross_validation_help_says_the_holdout_is_fold_0(capsys):
 def test_cpu_fallback_for_a_gpu_request_is_said_once(tmp_path, messages, monkeypatch, recwarn):
     import torch
 
-    from neurossm.training import estimators
+    from neurossm.training import device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(estimators, "_CPU_FALLBACK_SAID", set())
+    monkeypatch.setattr(device, "_CPU_FALLBACK_SAID", set())
     assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2", "--device", "0") == 0
     records = {id(r): r for r in messages.records}.values()  # a record reaching the handler twice is one
     said = [r for r in records if "CUDA is not available" in r.getMessage()]

@@ -1,19 +1,15 @@
-import argparse
-
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 
-from neurossm.reference import cli
+from neurossm.cli import main, standalone_parser
 from neurossm.reference import neurosynth as ns
 from neurossm.reference.maps import MAP_FILES
 
 
 def _run(argv):
-    parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
-    return cli.run(parser.parse_args([str(a) for a in argv]))
+    return main([str(a) for a in argv], standalone_parser("reference"))
 
 
 def _argv(cpa_root, out, neurosynth_fixture_dir, terms_file, tmp_path, *extra):

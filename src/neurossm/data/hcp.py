@@ -28,11 +28,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..config import dataset_info
+from ..config import ATLASES, TrainingConfig
 from ..errors import DataFormatError, DataNotFoundError
 from ..log import get_logger
 from .records import (TIMESERIES_KEYS, Record, atlas_for, describe, flatten_records, load_stored_object,
-                      number_ids, pick, prepare_timeseries, split_runs, subject_str)
+                      number_ids, pick, plain_scalar, prepare_timeseries, split_runs, subject_str)
+from .registry import DEFAULT_DATA_ROOT, DatasetOption, DatasetSpec, optional_str, register_dataset
 from .scans import Drop, Scan, ScanDataset, assemble
 
 log = get_logger(__name__)
@@ -48,12 +49,12 @@ GENDERS = ("F", "M")
 TASKS = ("EMOTION", "GAMBLING", "LANGUAGE", "MOTOR", "RELATIONAL", "SOCIAL", "WM")
 TASK_KEYS = ("task", "task_name", "label", "condition")
 GENDER_KEYS = ("gender", "sex")
-_REST, _TASK = dataset_info("HCP_REST"), dataset_info("HCP_TASK")
-SCHAEFER_N_ROIS = _REST.n_rois
+SCHAEFER_N_ROIS = ATLASES["schaefer400"].n_rois
+REST_CROP, TASK_CROP = 600, 150
 
 
-def load_hcp_rest(data_root: str | Path, *, n_rois: int = _REST.n_rois,
-                  crop_length: int | None = _REST.crop_length) -> ScanDataset:
+def load_hcp_rest(data_root: str | Path, *, n_rois: int = SCHAEFER_N_ROIS,
+                  crop_length: int | None = REST_CROP) -> ScanDataset:
     """HCP resting state; label: gender from ``pheno.csv`` (class names ``("F", "M")``).
 
     A subject stored with several arrays (a list) gives scans ``<subject>_1``, ``<subject>_2``, ...
@@ -83,12 +84,12 @@ def load_hcp_rest(data_root: str | Path, *, n_rois: int = _REST.n_rois,
             continue
         ts = prepare_timeseries(rec.array, n_rois, f"{path}: scan {sid}{_atlas_text(n_rois)}")
         scans.append(Scan(sid, rec.subject, GENDERS.index(gender), ts, {"source": str(path)}))
-    return assemble("HCP_REST", scans, GENDERS, atlas=atlas_for(_REST.atlas, SCHAEFER_N_ROIS, n_rois),
+    return assemble("HCP_REST", scans, GENDERS, atlas=atlas_for("schaefer400", SCHAEFER_N_ROIS, n_rois),
                     n_rois=n_rois, crop_length=crop_length, dropped=dropped, source=str(path))
 
 
-def load_hcp_task(data_root: str | Path, *, n_rois: int = _TASK.n_rois,
-                  crop_length: int | None = _TASK.crop_length, task_release: str | None = "Q1") -> ScanDataset:
+def load_hcp_task(data_root: str | Path, *, n_rois: int = SCHAEFER_N_ROIS,
+                  crop_length: int | None = TASK_CROP, task_release: str | None = "Q1") -> ScanDataset:
     """HCP task fMRI; label: the task (class names :data:`TASKS`, in that order).
 
     Parameters
@@ -137,7 +138,7 @@ def load_hcp_task(data_root: str | Path, *, n_rois: int = _TASK.n_rois,
         log.info("HCP_TASK: release filter Release == %r kept %d scan(s) of %d subject(s), dropped %d scan(s) "
                  "of %d subject(s)", task_release, len(scans), len(kept_subjects), len(release_dropped),
                  len(set(release_dropped)))
-    return assemble("HCP_TASK", scans, TASKS, atlas=atlas_for(_TASK.atlas, SCHAEFER_N_ROIS, n_rois),
+    return assemble("HCP_TASK", scans, TASKS, atlas=atlas_for("schaefer400", SCHAEFER_N_ROIS, n_rois),
                     n_rois=n_rois, crop_length=crop_length, dropped=dropped, source=str(path))
 
 
@@ -147,15 +148,12 @@ def task_name(value: Any) -> str | None:
     Text: ``"motor"``, ``"tfMRI_MOTOR_LR"`` → ``"MOTOR"``. An integer 0–6 (BolT's codes):
     the task at that index of :data:`TASKS` (``3`` → ``"MOTOR"``).
     """
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    value = plain_scalar(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return TASKS[value] if 0 <= value < len(TASKS) else None
-    if not isinstance(value, (str, bytes, np.str_, np.bytes_)):
+    if not isinstance(value, str):
         return None
-    text = value.decode() if isinstance(value, (bytes, np.bytes_)) else str(value)
+    text = value
     words = set(re.split(r"[^A-Z0-9]+", text.upper()))
     found = [t for t in TASKS if t in words]
     return found[0] if len(found) == 1 else None
@@ -206,10 +204,9 @@ def _load_object(path: Path, root: Path) -> Any:
 
 def _stored_gender(value: Any) -> str | None:
     """A gender stored with a scan: BolT's 0 (female) / 1 (male), or text starting with F or M."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) in (0.0, 1.0):
-        return GENDERS[int(value)]
+    value = plain_scalar(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+        return GENDERS[value]
     text = str(value).strip().upper()[:1]
     return text if text in GENDERS else None
 
@@ -251,3 +248,29 @@ def _runs(value: Any) -> list[Any]:
 
 def _atlas_text(n_rois: int | None) -> str:
     return " (Schaefer-400)" if n_rois == SCHAEFER_N_ROIS else ""
+
+
+def _rest(data_root, *, n_rois, crop_length, seed, **options):
+    return load_hcp_rest(data_root or DEFAULT_DATA_ROOT, n_rois=n_rois or SCHAEFER_N_ROIS, crop_length=crop_length)
+
+
+def _task(data_root, *, n_rois, crop_length, seed, **options):
+    return load_hcp_task(data_root or DEFAULT_DATA_ROOT, n_rois=n_rois or SCHAEFER_N_ROIS, crop_length=crop_length,
+                         **options)
+
+
+register_dataset(DatasetSpec(
+    "HCP_REST", "schaefer400", SCHAEFER_N_ROIS, REST_CROP, "gender",
+    "HCP-1200 resting state, Schaefer-400 ROIs, label: gender (F/M)", _rest, class_names=GENDERS,
+    training=TrainingConfig(epochs=20, batch_size=16, lr=5e-4)))
+register_dataset(DatasetSpec(
+    "HCP_TASK", "schaefer400", SCHAEFER_N_ROIS, TASK_CROP, "task",
+    "HCP-1200 task fMRI, Schaefer-400 ROIs, label: one of 7 tasks", _task, class_names=TASKS,
+    options={"task_release": DatasetOption(
+        "Q1", optional_str,
+        "keep subjects whose pheno.csv Release equals this value (the original code kept 'Q1'); "
+        "'all' keeps every subject")},
+    training=TrainingConfig(epochs=20, batch_size=16, lr=1e-3),
+    terms={"EMOTION": ["emotion", "emotional", "faces"], "GAMBLING": ["reward", "gambling"],
+           "LANGUAGE": ["language", "semantic"], "MOTOR": ["motor"], "RELATIONAL": ["reasoning", "relational"],
+           "SOCIAL": ["social", "theory mind"], "WM": ["working memory"]}))

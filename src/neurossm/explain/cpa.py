@@ -30,10 +30,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..errors import ConfigError
-from ..io import write_npz
 from ..log import get_logger, progress
-from ..training.estimators import window_batches
+from .files import file_path, write_cpa_file
+from ..data.preprocess import window_batches
 
 log = get_logger(__name__)
 
@@ -126,7 +125,7 @@ def explain_to_files(model: torch.nn.Module, scans, dataset, out_dir: str | Path
                      run: dict | None = None) -> list[Path]:
     """Write ``subj_<scan_id>.npz`` for each scan (DESIGN §6 schema) into ``out_dir``.
 
-    ``run`` (from :func:`run_record`) records in each file the run, model, seed and fold it came
+    ``run`` (from :func:`neurossm.explain.files.run_record`) records in each file the run, model, seed and fold it came
     from, so that maps of different runs are never pooled unknowingly.
     """
     if target not in ("true", "pred"):
@@ -141,9 +140,8 @@ def explain_to_files(model: torch.nn.Module, scans, dataset, out_dir: str | Path
         probs = np.exp(res.logits - res.logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         for i, scan in enumerate(chunk):
-            path = out_dir / f"subj_{scan.scan_id}.npz"
-            write_npz(
-                path,
+            path = write_cpa_file(
+                file_path(out_dir, scan.scan_id),
                 scan_id=np.str_(scan.scan_id), subject_id=np.str_(scan.subject_id),
                 label=np.int64(scan.label), pred=np.int64(probs[i].argmax()), probs=probs[i],
                 class_names=np.array(dataset.class_names, dtype=str),
@@ -160,45 +158,3 @@ def explain_to_files(model: torch.nn.Module, scans, dataset, out_dir: str | Path
     log.info("CPA: wrote %d file(s) to %s", len(written), out_dir)
     return written
 
-
-# The run a CPA file came from (files written before runs were recorded lack these members).
-RUN_FIELDS = ("run_id", "run_dir", "model", "seed", "fold")
-UNRECORDED = "(no run recorded)"
-
-
-def run_record(run_id: str, run_dir: str | Path, model: str, seed: int, fold: int) -> dict[str, np.ndarray]:
-    """The members that tie a CPA file to its run (``fold`` is 0 for a holdout: fold 0 of ``--folds``)."""
-    return {"run_id": np.str_(run_id), "run_dir": np.str_(str(Path(run_dir).resolve())), "model": np.str_(model),
-            "seed": np.int64(seed), "fold": np.int64(fold)}
-
-
-def file_run(path: str | Path) -> tuple[str, str]:
-    """``(run_id, run_dir)`` recorded in a CPA file, or :data:`UNRECORDED` twice."""
-    with np.load(path, allow_pickle=False) as npz:
-        if "run_id" not in npz.files:
-            return UNRECORDED, UNRECORDED
-        return str(npz["run_id"]), str(npz["run_dir"]) if "run_dir" in npz.files else ""
-
-
-def check_folder_is_this_runs(folder: str | Path, run_id: str, option: str) -> None:
-    """Refuse to write CPA maps into ``folder`` when it holds maps of another run.
-
-    ``folder`` is a dataset's ``Explainability`` folder: the reference analysis pools every file
-    below it, so maps of two runs there would be averaged together. ``option`` names what the
-    user passed (``--analysis-root Analysis``).
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return
-    others: dict[tuple[str, str], list[Path]] = {}
-    for path in sorted(folder.rglob("subj_*.npz")):
-        key = file_run(path)
-        if key[0] != run_id:
-            others.setdefault(key, []).append(path)
-    if others:
-        detail = "; ".join(f"run {rid} ({len(paths)} file(s), {rdir or 'folder unknown'}, e.g. {paths[0]})"
-                           for (rid, rdir), paths in others.items())
-        raise ConfigError(
-            f"{option}: {folder} already holds the CPA maps of another run ({detail}); the reference analysis "
-            "would pool them with this run's. Pass another --analysis-root, or move that folder away"
-        )

@@ -19,6 +19,7 @@ option name in :data:`OPTION_RANGES` (an option name means the same thing in eve
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 import numbers
@@ -214,12 +215,12 @@ def register_model(
 
 
 def _load_builtin_models() -> None:
-    # Importing the modules runs their @register_model decorators.
-    from . import fc  # noqa: F401
-
+    # Importing the modules runs their @register_model decorators. By name, so that the registry
+    # has no import of the modules that import it (no fc <-> registry cycle).
+    importlib.import_module(f"{__package__}.fc")
     for optional in ("neurossm", "baselines"):
         try:
-            __import__(f"{__package__}.{optional}")
+            importlib.import_module(f"{__package__}.{optional}")
         except ModuleNotFoundError as exc:
             if exc.name != f"{__package__}.{optional}":
                 raise

@@ -3,7 +3,7 @@
 ``TorchEstimator`` trains an ``nn.Module`` on random crops with AdamW and keeps the epoch with
 the best validation score; ``FeatureEstimator`` fits a scikit-learn-style model on one random
 crop per scan. Both predict a scan by averaging over its test windows
-(:func:`neurossm.data.preprocess.windows`), so every model sees at test time the length it was
+(:func:`neurossm.data.preprocess.window_batches`), so every model sees at test time the length it was
 trained on and every time point of the scan counts.
 """
 
@@ -19,45 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from ..config import TrainingConfig
-from ..data.preprocess import random_crop, window_starts
+from ..data.preprocess import random_crop, window_batches
 from ..io import atomic_path
 from ..log import get_logger, progress
 from ..models.registry import ModelSpec
 from .metrics import classification_metrics
 
 log = get_logger(__name__)
-
-
-_CPU_FALLBACK_SAID: set[str] = set()
-
-
-def resolve_device(device: str | int | None) -> torch.device:
-    """``"cpu"``, a GPU index (``0``) or ``"cuda:1"``; without CUDA, warn and use the CPU."""
-    text = str(device if device is not None else "cpu").strip().lower()
-    if text == "cpu":
-        return torch.device("cpu")
-    index = text.split(":", 1)[1] if text.startswith("cuda") and ":" in text else text.replace("cuda", "") or "0"
-    if not torch.cuda.is_available():
-        if text not in _CPU_FALLBACK_SAID:
-            # Said once per device request: a run resolves the device in several places.
-            _CPU_FALLBACK_SAID.add(text)
-            log.warning("--device %s: CUDA is not available here; using the CPU", device)
-        return torch.device("cpu")
-    return torch.device(f"cuda:{int(index)}")
-
-
-def window_batches(scans: Sequence[np.ndarray], length: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """All test windows of all scans, and the index of the scan owning each window.
-
-    Testing and CPA (:mod:`neurossm.explain.cpa`) both see a scan through these windows, so an
-    explanation is of the logit the model was tested on.
-    """
-    owners, wins = [], []
-    for i, x in enumerate(scans):
-        for s in window_starts(x.shape[-1], length):
-            owners.append(i)
-            wins.append(x[:, s : s + length])
-    return np.asarray(owners), wins
 
 
 def _average_by_owner(values: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:

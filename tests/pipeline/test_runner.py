@@ -6,9 +6,9 @@ import pytest
 from neurossm.data.scans import ScanDataset
 from neurossm.errors import ConfigError
 from neurossm.io import read_json, write_text
-from neurossm.training.estimators import resolve_device
+from neurossm.training.device import resolve_device
 from neurossm.training.metrics import METRICS
-from neurossm.training.runner import ExperimentOptions, run_experiment
+from neurossm.pipeline import ExperimentOptions, run_experiment
 
 
 def _opts(tmp_path, **kw):
@@ -99,10 +99,10 @@ def test_gpu_request_without_cuda_warns_and_uses_cpu(monkeypatch, caplog):
 
     import torch
 
-    from neurossm.training import estimators
+    from neurossm.training import device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(estimators, "_CPU_FALLBACK_SAID", set())
+    monkeypatch.setattr(device, "_CPU_FALLBACK_SAID", set())
     logger = logging.getLogger("neurossm")
     logger.addHandler(caplog.handler)
     try:

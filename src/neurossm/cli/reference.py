@@ -1,4 +1,4 @@
-"""Command line of the reference analysis, shared by ``neurossm reference`` and ``Analysis/run_cpa_analysis.py``."""
+"""``neurossm reference`` (and ``Analysis/run_cpa_analysis.py``): score CPA maps against Neurosynth."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..errors import NeuroSSMError
-from ..log import get_logger, setup_logging
-from .neurosynth import TERM_THRESHOLD, default_cache_dir
+from ..log import get_logger
+from ..reference.neurosynth import TERM_THRESHOLD, default_cache_dir
 
 log = get_logger(__name__)
 
@@ -46,38 +45,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     sc.add_argument("--run", default=None, metavar="RUN",
                     help="only the CPA files of this run (its run id, run folder or folder name); needed when "
                          "a dataset folder holds files of several runs, which are refused otherwise")
-    if not any("--quiet" in a.option_strings for a in parser._actions):
-        parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
-        parser.add_argument("--verbose", action="store_true", help="debug messages")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the analysis from parsed arguments; 0 on success, 2 for a user error (bad option or input)."""
-    from .analysis import ReferenceOptions, run_reference_analysis
+    """Run the analysis from parsed arguments (errors raise; :func:`neurossm.cli.main` maps them to exit codes)."""
+    from ..reference.analysis import ReferenceOptions, run_reference_analysis
 
-    setup_logging(quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False))
     root = logging.getLogger()
     if not root.handlers:
         # NiMARE calls logging.basicConfig(level=INFO) on import, which would print every neurossm
         # message twice; a handler on the root logger makes that call a no-op.
         root.addHandler(logging.NullHandler())
-    try:
-        if args.neurosynth_files is not None and args.neurosynth_dir is not None:
-            log.info("--neurosynth-files given: --neurosynth-dir only caches the converted Dataset")
-        opts = ReferenceOptions(
-            root=args.root, out=args.out, neurosynth_dir=args.neurosynth_dir,
-            neurosynth_files=args.neurosynth_files, download=not args.no_download,
-            terms_file=args.terms_file, group_by=args.group_by, atlas=args.atlas,
-            atlas_labels=args.atlas_labels, atlas_data_dir=args.atlas_data_dir,
-            n_perm=args.n_perm, seed=args.seed, term_threshold=args.term_threshold, datasets=args.datasets,
-            run=args.run,
-        )
-        summary = run_reference_analysis(opts)
-    except NeuroSSMError as exc:
-        # a user error (a bad option, missing or malformed input): the message says what to change
-        log.error("%s", exc)
-        return 2
+    if args.neurosynth_files is not None and args.neurosynth_dir is not None:
+        log.info("--neurosynth-files given: --neurosynth-dir only caches the converted Dataset")
+    opts = ReferenceOptions(
+        root=args.root, out=args.out, neurosynth_dir=args.neurosynth_dir,
+        neurosynth_files=args.neurosynth_files, download=not args.no_download,
+        terms_file=args.terms_file, group_by=args.group_by, atlas=args.atlas,
+        atlas_labels=args.atlas_labels, atlas_data_dir=args.atlas_data_dir,
+        n_perm=args.n_perm, seed=args.seed, term_threshold=args.term_threshold, datasets=args.datasets,
+        run=args.run,
+    )
+    summary = run_reference_analysis(opts)
     n_ok = int((summary["status"] == "ok").sum()) if len(summary) else 0
     log.info("%d of %d class(es) scored against Neurosynth", n_ok, len(summary))
     return 0
