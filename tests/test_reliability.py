@@ -110,6 +110,7 @@ def test_a_class_with_a_single_subject(tmp_path, messages):
     assert not (tmp_path / "Results").exists()  # refused before the run folder was made
 
 
+@pytest.mark.slow  # trains (a few seconds)
 def test_tiny_dataset_trains_every_fold_on_every_class(tmp_path, messages):
     # 6 scans, 2 folds: a training fold holds 3 scans; the validation split must leave both classes to fit.
     assert train(tmp_path, *SYNTH[:3], "n_scans=6", "n_rois=8", "n_times=30", "--model", "FC_LR",
@@ -121,6 +122,7 @@ def test_tiny_dataset_trains_every_fold_on_every_class(tmp_path, messages):
         assert {labels[i] for i in split["train"]} == {0, 1}
 
 
+@pytest.mark.slow  # trains (a few seconds)
 def test_undefined_roc_auc_is_warned_and_counted(tmp_path, messages, capsys):
     # One subject per test fold: every test fold holds a single class, so ROC-AUC is defined on none.
     labels = ["a", "a", "b", "b"] * 2
@@ -174,6 +176,7 @@ def test_results_root_that_cannot_be_written(tmp_path, messages, kind):
     assert f"--results-root {root}: " in _errors(messages) and expected in _errors(messages)
 
 
+@pytest.mark.slow  # trains (a few seconds)
 def test_a_failed_run_leaves_no_folder_that_blocks_its_name(tmp_path, messages, monkeypatch):
     from neurossm.training import estimators
 
@@ -201,6 +204,7 @@ def test_skip_cross_validation_help_says_the_holdout_is_fold_0(capsys):
     assert "the holdout is fold 0 of --folds" in help_text
 
 
+@pytest.mark.slow  # trains (a few seconds)
 def test_cpu_fallback_for_a_gpu_request_is_said_once(tmp_path, messages, monkeypatch, recwarn):
     import torch
 

@@ -36,6 +36,7 @@ def _argv(root, out, ns_dir, tmp_path, terms):
                              tmp_path / "ns_cache", "--terms", terms, "--n-perm", 20, "--datasets", "SYN")]
 
 
+@pytest.mark.slow  # a reference analysis (seconds)
 def test_nothing_scored_fails_naming_the_missing_terms(cpa_root, neurosynth_fixture_dir, tmp_path, errors):
     terms = tmp_path / "none.yaml"
     terms.write_text("alpha: [zzz one]\nbeta: [zzz two]\nnothing: []\nunknown_term: [zzz three]\n")
@@ -82,6 +83,7 @@ def _two_runs(root):
                fold=fold)
 
 
+@pytest.mark.slow  # a reference analysis (seconds)
 def test_files_of_several_runs_are_refused_or_chosen(cpa_root, neurosynth_fixture_dir, tmp_path, terms_file,
                                                      errors):
     _two_runs(cpa_root)
