@@ -134,6 +134,7 @@ def test_undefined_roc_auc_is_warned_and_counted(tmp_path, messages, capsys):
     assert summary["n_folds_defined"]["roc_auc"] == 0 and summary["n_folds_defined"]["accuracy"] == 4
     out = capsys.readouterr().out
     assert "over the 0 of 4 folds where it is defined (undefined on a test fold holding one class)" in out
+    assert "precision (macro)" in out and "recall (macro)" in out
 
 
 # Data files -------------------------------------------------------------------------------------

@@ -177,7 +177,8 @@ def summary_table(summary: dict[str, Any]) -> str:
         note = "" if n == summary["n_folds_done"] else (
             f"   over the {n} of {summary['n_folds_done']} folds where it is defined"
             + (" (undefined on a test fold holding one class)" if k == "roc_auc" else ""))
-        lines.append(f"  {k:<18} {v['mean']:.3f} ± {v['std']:.3f}{note}")
+        label = f"{k} (macro)" if k in ("precision", "recall") else k
+        lines.append(f"  {label:<18} {v['mean']:.3f} ± {v['std']:.3f}{note}")
     lines.append(f"  results: {summary['run_dir']}")
     return "\n".join(lines)
 
