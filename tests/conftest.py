@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -38,3 +40,21 @@ def tiny_dataset():
 def dataset_factory():
     """``make_dataset`` for tests that need other sizes."""
     return make_dataset
+
+
+@pytest.fixture(autouse=True)
+def _restore_neurossm_logging():
+    """Keep one test's logging set-up out of the next one's ``caplog``, whatever the order.
+
+    Commands run in tests call ``setup_logging``, which stops the ``neurossm`` logger from
+    propagating; import-linter's run (tests/test_layers.py) configures logging with
+    ``disable_existing_loggers``, which silences every ``neurossm.*`` logger created before it.
+    """
+    logger = logging.getLogger("neurossm")
+    state = (logger.propagate, logger.level, list(logger.handlers))
+    yield
+    logger.propagate, logger.level = state[0], state[1]
+    logger.handlers[:] = state[2]
+    for name, other in logging.root.manager.loggerDict.items():
+        if name.split(".")[0] == "neurossm" and isinstance(other, logging.Logger):
+            other.disabled = False

@@ -63,6 +63,8 @@ def test_runs_with_disjoint_seeds_have_no_pairs(tmp_path, tiny_dataset):
     b = _run(tmp_path, tiny_dataset, "FC_SVM", "b", seeds=(1,))
     row = compare_runs([a, b]).query("model == 'FC_SVM' and metric == 'accuracy'").iloc[0]
     assert row["n_pairs"] == 0 and math.isnan(row["p_corrected"])
+    assert row["note"] == ("FC_SVM shares no (seed, fold) with FC_LR: it has seed(s) [1], FC_LR has [0]; paired "
+                           "tests compare the same folds, so run both with the same --seeds")
 
 
 def test_unknown_reference_and_missing_folder_speak_clearly(two_runs, tmp_path):
@@ -115,3 +117,14 @@ def test_two_runs_of_one_model_are_labelled_by_folder(tmp_path, tiny_dataset):
     assert set(table["model"]) == {"FC_LR/first", "FC_LR/second"} and set(table["reference"]) == {"FC_LR/second"}
     same = table.query("model == 'FC_LR/first' and metric == 'accuracy'").iloc[0]
     assert same["mean_diff"] == 0.0  # same model, data, seed and folds: identical fold scores
+
+
+def test_command_says_why_runs_of_other_seeds_have_no_pairs(tmp_path, tiny_dataset, capsys):
+    from neurossm.cli import main
+
+    a = _run(tmp_path, tiny_dataset, "FC_LR", "a", seeds=(0,))
+    b = _run(tmp_path, tiny_dataset, "FC_SVM", "b", seeds=(1,))
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "FC_SVM  no pairs: FC_SVM shares no (seed, fold) with FC_LR: it has seed(s) [1], FC_LR has [0]" in out
+    assert "nan" not in out.lower()

@@ -43,7 +43,7 @@ from .training.results import RunDirectory
 log = get_logger(__name__)
 
 COLUMNS = ("dataset", "model", "run_dir", "metric", "n_folds", "mean", "std", "reference", "n_pairs",
-           "mean_diff", "t_corrected", "p_corrected", "t_paired", "p_paired", "p_wilcoxon")
+           "mean_diff", "t_corrected", "p_corrected", "t_paired", "p_paired", "p_wilcoxon", "seeds", "note")
 
 
 @dataclass
@@ -200,15 +200,29 @@ def compare_runs(run_dirs: Sequence[str | Path], reference_model: str | None = N
         for run in group:
             pairs = run.folds.merge(ref.folds, on=["seed", "fold"], suffixes=("", "_ref"))
             ratio = _test_train_ratio(pairs) if len(pairs) else math.nan
+            note = "" if run is ref or len(pairs) else _no_pairs_reason(run, ref)
+            if note:
+                log.warning("%s: %s", dataset, note)
             for metric in METRICS:
                 summary = mean_std(run.folds[metric])
                 row = {"dataset": dataset, "model": run.label, "run_dir": str(run.path), "metric": metric,
-                       "n_folds": int(run.folds[metric].notna().sum()), **summary, "reference": ref.label}
+                       "n_folds": int(run.folds[metric].notna().sum()), **summary, "reference": ref.label,
+                       "seeds": " ".join(map(str, sorted(run.seeds))), "note": note}
                 if run is not ref:
                     both = pairs[[metric, f"{metric}_ref"]].dropna()
                     row.update(paired_tests((both[metric] - both[f"{metric}_ref"]).to_numpy(), ratio))
                 rows.append(row)
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _no_pairs_reason(run: Run, ref: Run) -> str:
+    """Why ``run`` shares no (seed, fold) with ``ref``: their seeds (or finished folds) do not meet."""
+    if not run.seeds & ref.seeds:
+        return (f"{run.label} shares no (seed, fold) with {ref.label}: it has seed(s) {sorted(run.seeds)}, "
+                f"{ref.label} has {sorted(ref.seeds)}; paired tests compare the same folds, so run both "
+                "with the same --seeds")
+    return (f"{run.label} shares no finished (seed, fold) with {ref.label} (seeds {sorted(run.seeds & ref.seeds)} "
+            "in common, but no fold finished in both); finish the runs (--resume) to pair them")
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -233,6 +247,10 @@ def format_table(table: pd.DataFrame) -> str:
             lines.append(f"  {'model':<{width}}{'metric':<19}{'pairs':>6}{'diff':>9}{'t_corr':>9}{'p_corr':>9}"
                          f"{'p_t':>9}{'p_wilcoxon':>12}")
             for _, r in others.iterrows():
+                if r["note"]:
+                    if r["metric"] == METRICS[0]:
+                        lines.append(f"  {r['model']:<{width}}no pairs: {r['note']}")
+                    continue
                 lines.append(f"  {r['model']:<{width}}{r['metric']:<19}{int(r['n_pairs']):>6}{r['mean_diff']:>+9.3f}"
                              f"{r['t_corrected']:>9.2f}{r['p_corrected']:>9.3f}{r['p_paired']:>9.3f}"
                              f"{r['p_wilcoxon']:>12.3f}")

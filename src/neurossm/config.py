@@ -7,6 +7,8 @@ Each dataset's own defaults (atlas, crop length, training, ...) are in its
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,18 @@ def named_atlas(spec: str) -> AtlasInfo | None:
     """The named atlas ``spec`` stands for (case, ``-`` and ``_`` ignored), or ``None``."""
     key = str(spec).strip().lower().replace("-", "").replace("_", "")
     return next((a for a in ATLASES.values() if key == a.name or key in a.aliases), None)
+
+
+SCHEDULES = ("cosine", "constant")
+SELECT_METRICS = ("balanced_accuracy", "loss")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -71,6 +85,26 @@ class TrainingConfig:
     val_fraction: float = 0.2
     select_metric: str = "balanced_accuracy"
     grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        # Checked here, before any model is built, so that a bad value is a message, not a torch traceback.
+        checks = (
+            ("epochs", "--epochs", self.epochs, _is_int, lambda v: v >= 1,
+             "a whole number ≥ 1 (0 epochs would report an untrained model's metrics)"),
+            ("batch_size", "--batch-size", self.batch_size, _is_int, lambda v: v >= 1, "a whole number ≥ 1"),
+            ("lr", "--lr", self.lr, _is_real, lambda v: 0 < v < math.inf, "a number > 0"),
+            ("weight_decay", None, self.weight_decay, _is_real, lambda v: 0 <= v < math.inf, "a number ≥ 0"),
+            ("warmup_epochs", None, self.warmup_epochs, _is_int, lambda v: v >= 0, "a whole number ≥ 0"),
+            ("val_fraction", None, self.val_fraction, _is_real, lambda v: 0 < v < 1, "a fraction between 0 and 1"),
+            ("grad_clip", None, self.grad_clip, _is_real, lambda v: 0 <= v < math.inf, "a number ≥ 0 (0 disables)"),
+            ("schedule", None, self.schedule, lambda v: isinstance(v, str), lambda v: v in SCHEDULES,
+             f"one of {', '.join(SCHEDULES)}"),
+            ("select_metric", None, self.select_metric, lambda v: isinstance(v, str), lambda v: v in SELECT_METRICS,
+             f"one of {', '.join(SELECT_METRICS)}"),
+        )
+        for name, flag, value, type_ok, range_ok, expected in checks:
+            if not (type_ok(value) and range_ok(value)):
+                raise ConfigError(f"{flag or 'training option ' + name} {value!r}: expected {expected}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -40,6 +41,56 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; if the block succeeds it replaces ``path``.
+
+    The folder then holds only what the block wrote: files of an earlier run into the same
+    place do not linger beside the new ones. On failure the old folder stays as it was. (The
+    swap is two renames; a crash between them leaves the old folder under a ``.old`` name.)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def check_writable(path: str | os.PathLike, option: str) -> Path:
+    """Raise :class:`~neurossm.errors.ConfigError` unless ``path`` can be created and written.
+
+    Nothing is created: the nearest existing folder on the way to ``path`` must be a folder (not
+    a file) in which a file can be made. ``option`` names what the user passed (``--results-root
+    Results``), so that the message says what to change.
+    """
+    from .errors import ConfigError
+
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == Path(p.anchor or "."))
+    if not existing.is_dir():
+        raise ConfigError(f"{option}: {existing} is a file, not a folder, so {path} cannot be made there; "
+                          "pass a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot write in {existing} ({exc.strerror or exc}), so {path} cannot be "
+                          "made; pass a folder you can write to") from exc
+    return path
 
 
 def _umask() -> int:

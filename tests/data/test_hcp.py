@@ -167,7 +167,8 @@ def test_task_name_matching():
     assert task_name("tfMRI_MOTOR_LR") == "MOTOR"
     assert task_name("wm") == "WM"
     assert task_name("Relational") == "RELATIONAL"
-    assert task_name("rest") is None and task_name(3) is None
+    assert task_name("rest") is None and task_name(7) is None and task_name(True) is None
+    assert task_name(0) == "EMOTION" and task_name(np.int64(3)) == "MOTOR" and task_name(6) == "WM"
     assert task_name("MOTOR_WM") is None
 
 
@@ -231,12 +232,56 @@ def test_task_unknown_task_label(tmp_path, rng, lay):
         task(tmp_path)
 
 
-def test_task_integer_labels_are_refused(tmp_path, rng, lay):
-    records = [{"timeseries": rng.standard_normal((N_SCHAEFER, N_TIMES)), "subject": s, "label": 3}
+def test_task_integer_labels_outside_bolts_codes_are_refused(tmp_path, rng, lay):
+    records = [{"timeseries": rng.standard_normal((N_SCHAEFER, N_TIMES)), "subject": s, "label": 9}
                for s in SUBJECTS[:2]]
     lay.save_task(tmp_path, records)
     lay.write_pheno(tmp_path)
-    with pytest.raises(DataFormatError, match="task label 3"):
+    with pytest.raises(DataFormatError, match="task label 9; .*BolT's integer code 0-6"):
+        task(tmp_path)
+
+
+def _bolt_records(rng, subjects, task_codes=None):
+    """BolT's own layout: roiTimeseries time × ROI, pheno with subjectId, gender (0 F, 1 M) and task."""
+    out = []
+    for i, s in enumerate(subjects):
+        pheno = {"subjectId": int(s), "gender": i % 2}
+        if task_codes is not None:
+            pheno["task"] = task_codes[i]
+        out.append({"roiTimeseries": rng.standard_normal((N_TIMES, N_SCHAEFER)), "pheno": pheno})
+    return out
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "np.save"])
+def test_bolt_task_file_with_integer_tasks(tmp_path, rng, writer, lay):
+    import torch
+
+    subjects = [s for s in SUBJECTS[:4] for _ in range(7)]
+    records = _bolt_records(rng, subjects, task_codes=list(range(7)) * 4)
+    if writer == "torch.save":
+        torch.save(records, tmp_path / "dataset_hcpTask_schaefer7_400.save")  # BolT's own name
+    else:
+        lay.save_task(tmp_path, records)
+    ds = task(tmp_path, task_release=None)  # no pheno.csv: every subject kept
+    assert ds.class_names == TASKS and len(ds) == 28
+    by_id = {s.scan_id: s for s in ds.scans}
+    assert by_id[f"{SUBJECTS[0]}_MOTOR"].label == TASKS.index("MOTOR") == 3
+    assert by_id[f"{SUBJECTS[0]}_EMOTION"].timeseries.shape == (N_SCHAEFER, N_TIMES)
+
+
+def test_bolt_rest_file_takes_the_stored_gender_without_pheno_csv(tmp_path, rng):
+    import torch
+
+    torch.save(_bolt_records(rng, SUBJECTS), tmp_path / "dataset_hcpRest_schaefer7_400.save")
+    ds = rest(tmp_path)
+    assert ds.class_names == ("F", "M")
+    by_id = {s.scan_id: s for s in ds.scans}
+    assert by_id[SUBJECTS[0]].label == 0 and by_id[SUBJECTS[1]].label == 1  # BolT: 0 female, 1 male
+
+
+def test_task_without_pheno_csv_needs_the_release_filter_off(tmp_path, rng, lay):
+    lay.save_task(tmp_path, _bolt_records(rng, SUBJECTS[:2], task_codes=[0, 1]))
+    with pytest.raises(DataNotFoundError, match="pheno.csv not found.*--task-release all"):
         task(tmp_path)
 
 

@@ -108,7 +108,7 @@ def test_missing_file(tmp_path):
 
 def test_not_a_pickle(tmp_path):
     (tmp_path / PPMI_FILE).write_bytes(b"not a pickle at all")
-    with pytest.raises(DataFormatError, match="cannot be read as a pickle"):
+    with pytest.raises(DataFormatError, match="cannot be read as np.save, pickle or torch.save output"):
         ppmi(tmp_path)
 
 

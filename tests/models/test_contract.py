@@ -232,6 +232,40 @@ def test_features_state_round_trip_through_npz(name):
     np.testing.assert_allclose(rebuilt.predict_log_proba(X), model.predict_log_proba(X))
 
 
+@pytest.mark.parametrize("name", _names())
+def test_every_option_has_a_checked_type_and_every_number_a_declared_range(name):
+    spec = _spec(name)
+    hints = registry.option_types(spec.cls)
+    for key, default in spec.defaults().items():
+        assert key in hints, f"{name}.{key} has no type annotation to check values against"
+        ok, _ = registry._check_value(default, hints[key])  # raises on an annotation it cannot check
+        assert ok, f"{name}.{key}: default {default!r} does not match its annotation {hints[key]}"
+        if registry._numbers_in(default) or hints[key] in (int, float):
+            assert key in registry.OPTION_RANGES, f"{name}.{key} is numeric but has no range in OPTION_RANGES"
+    for preset in spec.presets:
+        spec.resolve_config(preset=preset)
+
+
+def _out_of_range(bounds: registry.Bounds) -> float:
+    return bounds.low - 1 if bounds.low is not None else bounds.high + 1
+
+
+@pytest.mark.parametrize("name", _names())
+def test_wrong_types_and_out_of_range_values_are_refused_before_building(name):
+    spec = _spec(name)
+    for key, default in spec.defaults().items():
+        if all(isinstance(v, str) for v in (default if isinstance(default, tuple) else (default,))):
+            continue  # any text is of the right type; the constructor checks the choices
+        with pytest.raises(registry.ConfigError, match=rf"model {spec.name}: option {key}=.*'abc'.* is not a valid"):
+            spec.resolve_config({key: "abc"})
+        bounds = registry.OPTION_RANGES.get(key)
+        if bounds is not None:
+            bad = _out_of_range(bounds)
+            value = int(bad) if registry.option_types(spec.cls)[key] in (int, tuple[int, ...]) else bad
+            with pytest.raises(registry.ConfigError, match=rf"option {key}=.*out of range; .*must be"):
+                spec.resolve_config({key: value})
+
+
 # Models CPA must be able to explain (DESIGN §6); the others are checked to be refused cleanly.
 EXPLAINABLE = {"NeuroSSM"}
 

@@ -94,10 +94,22 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 
-def test_gpu_request_without_cuda_warns_and_uses_cpu(monkeypatch):
+def test_gpu_request_without_cuda_warns_and_uses_cpu(monkeypatch, caplog):
+    import logging
+
     import torch
 
+    from neurossm.training import device
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.warns(UserWarning, match="CUDA is not available"):
-        assert resolve_device("0").type == "cpu"
+    monkeypatch.setattr(device, "_CPU_FALLBACK_SAID", set())
+    logger = logging.getLogger("neurossm")
+    logger.addHandler(caplog.handler)
+    try:
+        assert resolve_device("0").type == "cpu" and resolve_device("0").type == "cpu"
+    finally:
+        logger.removeHandler(caplog.handler)
+    # one record, seen once (the handler may also get it through the root logger: same object)
+    records = {id(r): r for r in caplog.records}.values()
+    assert [r.getMessage() for r in records] == ["--device 0: CUDA is not available here; using the CPU"]
     assert resolve_device("cpu").type == "cpu"

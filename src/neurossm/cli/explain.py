@@ -23,12 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data.splits import Split
     from ..explain.contract import check_explainable
-    from ..explain.files import dataset_dir
+    from ..explain.files import check_folder_is_this_runs, dataset_dir
     from ..pipeline.unit import UnitContext, explain_unit, load_unit
 
     ctx = UnitContext.from_run(args.run, data_root=args.data_root, device=args.device,
                                analysis_root=args.analysis_root, cpa_target=args.cpa_target)
     check_explainable(ctx.spec.cls, ctx.spec.name)
+    check_folder_is_this_runs(dataset_dir(args.analysis_root, ctx.dataset.name), ctx.run_id,
+                              f"--analysis-root {args.analysis_root}")
     seeds = ctx.run.read_config()["options"]["seeds"]
     n_done = 0
     for seed in seeds:

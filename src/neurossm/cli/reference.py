@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     sc.add_argument("--n-perm", type=int, default=1000, help="permutations for the p-value (default: %(default)s)")
     sc.add_argument("--seed", type=int, default=0, help="permutation seed (default: %(default)s)")
     sc.add_argument("--datasets", nargs="+", default=None, help="only these dataset folders under --root")
+    sc.add_argument("--run", default=None, metavar="RUN",
+                    help="only the CPA files of this run (its run id, run folder or folder name); needed when "
+                         "a dataset folder holds files of several runs, which are refused otherwise")
     return parser
 
 
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         terms_file=args.terms_file, group_by=args.group_by, atlas=args.atlas,
         atlas_labels=args.atlas_labels, atlas_data_dir=args.atlas_data_dir,
         n_perm=args.n_perm, seed=args.seed, term_threshold=args.term_threshold, datasets=args.datasets,
+        run=args.run,
     )
     summary = run_reference_analysis(opts)
     n_ok = int((summary["status"] == "ok").sum()) if len(summary) else 0

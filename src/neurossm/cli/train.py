@@ -42,7 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="repeat the whole cross-validation for each seed (default: 0)")
     g.add_argument("--folds", type=int, default=5, help="outer cross-validation folds (default 5)")
     g.add_argument("--skip_cross_validation", "--skip-cross-validation", dest="skip_cross_validation",
-                   action="store_true", help="one train/validation/holdout split per seed instead of k folds")
+                   action="store_true",
+                   help="one train/validation/holdout split per seed instead of k folds: the holdout is fold 0 "
+                        "of --folds (1/FOLDS of the subjects, e.g. 20%% with the default 5), and the "
+                        "validation split is taken from the rest")
     g.add_argument("--epochs", type=int, default=None, help="training epochs (default: per dataset)")
     g.add_argument("--batch-size", type=int, default=None, help="scans per step (default: per dataset)")
     g.add_argument("--lr", type=float, default=None, help="peak learning rate (default: per dataset)")

@@ -69,7 +69,7 @@ def load_folder(data_root: str | Path, *, n_rois: int | None = None, crop_length
 
     arrays = [np.squeeze(read_array(p)) for p in paths]
     if n_rois is None:
-        n_rois, roi_axis = infer_n_rois([a.shape for a in arrays], root)
+        n_rois, roi_axis = infer_n_rois([a.shape for a in arrays], root, paths)
         if roi_axis == 1:
             # decided for the whole folder, so that a square scan among time × ROI files is turned too
             arrays = [a.T for a in arrays]
@@ -134,11 +134,16 @@ def read_array(path: Path) -> np.ndarray:
         raise DataFormatError(f"{path}: cannot read a numeric array ({reason}); {hint}") from exc
 
 
-def infer_n_rois(shapes: list[tuple[int, ...]], root: Path) -> tuple[int, int]:
-    """``(n_rois, roi_axis)``: the size and index of the one axis that is the same in every file."""
-    for shape in shapes:
+def infer_n_rois(shapes: list[tuple[int, ...]], root: Path, paths: list[Path] | None = None) -> tuple[int, int]:
+    """``(n_rois, roi_axis)``: the size and index of the one axis that is the same in every file.
+
+    ``paths`` (one per shape) lets the errors name the files at fault.
+    """
+    names = [str(p) for p in paths] if paths is not None else [f"{root}: scan {i}" for i in range(len(shapes))]
+    for name, shape in zip(names, shapes):
         if len(shape) != 2:
-            raise DataFormatError(f"{root}: a scan has shape {shape}; expected 2-D arrays (n_rois, n_times)")
+            raise DataFormatError(f"{name}: shape {shape}; expected a 2-D array (n_rois, n_times), one scan per "
+                                  "file (a 1-D array holds a single ROI or a single time point)")
     rows = {s[0] for s in shapes}
     cols = {s[1] for s in shapes}
     fix = "pass --n-rois N (the atlas' ROI count) to say which axis holds the ROIs"
@@ -155,6 +160,18 @@ def infer_n_rois(shapes: list[tuple[int, ...]], root: Path) -> tuple[int, int]:
         return rows.pop(), 0
     if len(cols) == 1:
         return cols.pop(), 1
+    common = set.intersection(*(set(s) for s in shapes))
+    if len(common) == 1:
+        # One size is in every file, on either axis: the ROI count, stored in both orientations.
+        (n,) = common
+        first = [name for name, s in zip(names, shapes) if s[0] == n]
+        second = [name for name, s in zip(names, shapes) if s[0] != n]
+        raise DataFormatError(
+            f"{root}: orientation is mixed: every scan has an axis of length {n} (the ROI count {n}, it seems), "
+            f"but {len(first)} file(s) store it first (e.g. {', '.join(first[:2])}) and {len(second)} second "
+            f"(e.g. {', '.join(second[:2])}); store every scan as (n_rois, n_times), or pass --n-rois {n} to "
+            "turn each file by its own shape"
+        )
     examples = sorted(set(shapes))[:4]
     raise DataFormatError(f"{root}: no axis has the same size in every scan (shapes {examples} ...); every "
                           f"scan must have the same ROI count; {fix} to find the odd ones")

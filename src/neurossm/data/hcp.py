@@ -9,11 +9,18 @@ Files under the data root (the seed layout)::
 The ``.npy`` files hold Python objects (a dict or a list of dicts), i.e. they are pickles:
 loading them runs code stored in them, so load only your own files. Their accepted inner
 layouts are listed in ``docs/datasets.md`` and in :func:`neurossm.data.flatten_records`.
+
+BolT's own files (``dataset_hcpRest_schaefer7_400.save``, ``dataset_hcpTask_schaefer7_400.save``,
+written by ``torch.save``) are read too, under either name: a list of dicts with
+``roiTimeseries`` (time × ROI) and ``pheno`` holding ``subjectId``, ``gender`` (0 female, 1 male)
+and, for HCP-Task, ``task`` as an integer 0–6 in BolT's order, which is :data:`TASKS`' order
+(EMOTION, GAMBLING, LANGUAGE, MOTOR, RELATIONAL, SOCIAL, WM; BolT's ``labelToName`` in
+``Analysis/TaskTimings/taskRelavance.py``). Without ``pheno.csv``, HCP-Rest takes the gender
+stored with each scan, and HCP-Task keeps every subject when the release filter is off.
 """
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,8 +31,8 @@ import pandas as pd
 from ..config import ATLASES, TrainingConfig
 from ..errors import DataFormatError, DataNotFoundError
 from ..log import get_logger
-from .records import (TIMESERIES_KEYS, Record, atlas_for, describe, flatten_records, number_ids, pick,
-               prepare_timeseries, split_runs, subject_str)
+from .records import (TIMESERIES_KEYS, Record, atlas_for, describe, flatten_records, load_stored_object,
+                      number_ids, pick, plain_scalar, prepare_timeseries, split_runs, subject_str)
 from .registry import DEFAULT_DATA_ROOT, DatasetOption, DatasetSpec, optional_str, register_dataset
 from .scans import Drop, Scan, ScanDataset, assemble
 
@@ -33,11 +40,15 @@ log = get_logger(__name__)
 
 REST_FILE = "dataset_hcpRest_schaefer.npy"
 TASK_FILE = "dataset_hcpTask_schaefer.npy"
+# The names BolT's own code gives the same data (torch.save output), read when the above are absent.
+BOLT_FILES = {REST_FILE: "dataset_hcpRest_schaefer7_400.save", TASK_FILE: "dataset_hcpTask_schaefer7_400.save"}
 PHENO_FILE = Path("HCP_1200") / "Preprocessed" / "pheno.csv"
 
 GENDERS = ("F", "M")
+# Also BolT's integer task codes 0-6, in this order (see the module docstring).
 TASKS = ("EMOTION", "GAMBLING", "LANGUAGE", "MOTOR", "RELATIONAL", "SOCIAL", "WM")
 TASK_KEYS = ("task", "task_name", "label", "condition")
+GENDER_KEYS = ("gender", "sex")
 SCHAEFER_N_ROIS = ATLASES["schaefer400"].n_rois
 REST_CROP, TASK_CROP = 600, 150
 
@@ -50,17 +61,26 @@ def load_hcp_rest(data_root: str | Path, *, n_rois: int = SCHAEFER_N_ROIS,
     Subjects missing from ``pheno.csv``, or without an M/F gender there, are dropped and counted.
     """
     root = Path(data_root)
-    path = root / REST_FILE
-    records = flatten_records(_load_object(path, root), str(path))
-    pheno = read_pheno(root / PHENO_FILE, ("Subject", "Gender"))
+    path = _data_file(root, REST_FILE)
+    records = flatten_records(_load_object(path, root), str(path), label_keys=GENDER_KEYS)
+    stored = all(r.label is not None for r in records)
+    if stored and not (root / PHENO_FILE).is_file():
+        log.info("HCP_REST: no %s; taking each scan's gender from %s (0 or F female, 1 or M male)",
+                 root / PHENO_FILE, path)
+        pheno = None
+    else:
+        pheno = read_pheno(root / PHENO_FILE, ("Subject", "Gender"))
     scans, dropped = [], []
     for rec, sid in zip(records, number_ids(r.subject for r in records)):
-        if rec.subject not in pheno.index:
+        if pheno is None:
+            gender, source = _stored_gender(rec.label), f"{path}"
+        elif rec.subject not in pheno.index:
             dropped.append(Drop(sid, "subject not in pheno.csv"))
             continue
-        gender = str(pheno.at[rec.subject, "Gender"]).strip().upper()[:1]
+        else:
+            gender, source = str(pheno.at[rec.subject, "Gender"]).strip().upper()[:1], "pheno.csv"
         if gender not in GENDERS:
-            dropped.append(Drop(sid, "Gender in pheno.csv is not M or F"))
+            dropped.append(Drop(sid, f"Gender in {source} is not M or F"))
             continue
         ts = prepare_timeseries(rec.array, n_rois, f"{path}: scan {sid}{_atlas_text(n_rois)}")
         scans.append(Scan(sid, rec.subject, GENDERS.index(gender), ts, {"source": str(path)}))
@@ -83,15 +103,24 @@ def load_hcp_task(data_root: str | Path, *, n_rois: int = SCHAEFER_N_ROIS,
     a task).
     """
     root = Path(data_root)
-    path = root / TASK_FILE
+    path = _data_file(root, TASK_FILE)
     if task_release is not None and task_release.strip().lower() in ("", "all", "none"):
         task_release = None
     records = _task_records(_load_object(path, root), str(path))
-    pheno = read_pheno(root / PHENO_FILE, ("Subject",) + (("Release",) if task_release else ()))
+    if task_release is None and not (root / PHENO_FILE).is_file():
+        log.info("HCP_TASK: no %s and no release filter: every subject in %s is kept", root / PHENO_FILE, path)
+        pheno = None
+    else:
+        pheno = read_pheno(root / PHENO_FILE, ("Subject",) + (("Release",) if task_release else ()),
+                           "or pass --task-release all to keep every subject without it")
     ids = number_ids(f"{r.subject}_{r.label}" for r in records)
     scans, dropped = [], []
     kept_subjects, release_dropped = set(), []
     for rec, sid in zip(records, ids):
+        if pheno is None:
+            ts = prepare_timeseries(rec.array, n_rois, f"{path}: scan {sid}{_atlas_text(n_rois)}")
+            scans.append(Scan(sid, rec.subject, TASKS.index(rec.label), ts, {"source": str(path), "task": rec.label}))
+            continue
         if rec.subject not in pheno.index:
             dropped.append(Drop(sid, "subject not in pheno.csv"))
             continue
@@ -114,21 +143,29 @@ def load_hcp_task(data_root: str | Path, *, n_rois: int = SCHAEFER_N_ROIS,
 
 
 def task_name(value: Any) -> str | None:
-    """The HCP task a name refers to (``"motor"``, ``"tfMRI_MOTOR_LR"`` → ``"MOTOR"``), else ``None``."""
-    if not isinstance(value, (str, bytes, np.str_, np.bytes_)):
+    """The HCP task a label refers to, else ``None``.
+
+    Text: ``"motor"``, ``"tfMRI_MOTOR_LR"`` → ``"MOTOR"``. An integer 0–6 (BolT's codes):
+    the task at that index of :data:`TASKS` (``3`` → ``"MOTOR"``).
+    """
+    value = plain_scalar(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return TASKS[value] if 0 <= value < len(TASKS) else None
+    if not isinstance(value, str):
         return None
-    text = value.decode() if isinstance(value, (bytes, np.bytes_)) else str(value)
+    text = value
     words = set(re.split(r"[^A-Z0-9]+", text.upper()))
     found = [t for t in TASKS if t in words]
     return found[0] if len(found) == 1 else None
 
 
-def read_pheno(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+def read_pheno(path: Path, columns: tuple[str, ...], alternative: str = "") -> pd.DataFrame:
     """``pheno.csv`` indexed by subject id (text), with the needed ``columns`` (matched ignoring case)."""
     if not path.is_file():
         raise DataNotFoundError(
             f"{path} not found; the HCP loaders take labels (Gender) and the release filter (Release) from it. "
-            "Place a CSV with columns Subject, Release, Gender there (see docs/datasets.md)"
+            f"Place a CSV with columns Subject, Release, Gender there (see docs/datasets.md)"
+            + (f", {alternative}" if alternative else "")
         )
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     by_lower = {str(c).strip().lower(): c for c in frame.columns}
@@ -146,24 +183,32 @@ def read_pheno(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     return frame.set_index("Subject")
 
 
+def _data_file(root: Path, name: str) -> Path:
+    """``root/name``, or BolT's name for the same data when only that one is there."""
+    path, bolt = root / name, root / BOLT_FILES[name]
+    if not path.is_file() and bolt.is_file():
+        log.info("%s not found; reading BolT's file %s", path, bolt)
+        return bolt
+    return path
+
+
 def _load_object(path: Path, root: Path) -> Any:
     if not path.is_file():
         raise DataNotFoundError(
             f"{path} not found; expected the seed layout under {root}: {REST_FILE}, {TASK_FILE}, {PHENO_FILE} "
-            "(or pass --data-root; see docs/datasets.md)"
+            f"(or BolT's {', '.join(BOLT_FILES.values())}; or pass --data-root; see docs/datasets.md)"
         )
-    try:
-        obj = np.load(path, allow_pickle=True)
-    except (ValueError, OSError, EOFError, pickle.UnpicklingError) as exc:
-        raise DataFormatError(f"{path}: not a readable .npy file ({exc})") from exc
-    if isinstance(obj, np.lib.npyio.NpzFile):
-        raise DataFormatError(f"{path}: is an .npz archive; save a dict or list with np.save (see docs/datasets.md)")
-    if obj.dtype != object:
-        raise DataFormatError(
-            f"{path}: holds a plain numeric array of shape {obj.shape}, which carries no subject ids; "
-            "save a dict subject id -> array (n_rois, n_times) instead (see docs/datasets.md)"
-        )
-    return obj.item() if obj.ndim == 0 else list(obj)
+    # np.save, pickle or torch.save output: a pickle, loaded only from the user's own path.
+    return load_stored_object(path)
+
+
+def _stored_gender(value: Any) -> str | None:
+    """A gender stored with a scan: BolT's 0 (female) / 1 (male), or text starting with F or M."""
+    value = plain_scalar(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+        return GENDERS[value]
+    text = str(value).strip().upper()[:1]
+    return text if text in GENDERS else None
 
 
 def _task_records(obj: Any, where: str) -> list[Record]:
@@ -187,8 +232,8 @@ def _task_records(obj: Any, where: str) -> list[Record]:
         if task is None:
             raise DataFormatError(
                 f"{where}: subject {rec.subject} has task label {rec.label!r}; expected one of "
-                f"{', '.join(TASKS)} (any case, e.g. 'motor' or 'tfMRI_MOTOR_LR'), stored as text under "
-                f"one of the keys {', '.join(TASK_KEYS)}"
+                f"{', '.join(TASKS)} (any case, e.g. 'motor' or 'tfMRI_MOTOR_LR') as text, or BolT's integer "
+                f"code 0-{len(TASKS) - 1} in that order, under one of the keys {', '.join(TASK_KEYS)}"
             )
         rec.label = task
     return records

@@ -15,14 +15,13 @@ share the subject id, so that cross-validation keeps them in one fold.
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 from typing import Any
 
 from ..config import ATLASES, TrainingConfig
 from ..errors import DataFormatError, DataNotFoundError
-from .records import atlas_for, flatten_records, number_ids, plain_scalar, prepare_timeseries
+from .records import atlas_for, flatten_records, load_stored_object, number_ids, plain_scalar, prepare_timeseries
 from .registry import DEFAULT_DATA_ROOT, DatasetSpec, register_dataset
 from .scans import Drop, Scan, ScanDataset, assemble
 
@@ -96,11 +95,8 @@ def _load_pickle(path: Path, root: Path) -> Any:
             f"{path} not found; expected the seed layout under {root}: {PPMI_FILE} "
             "(or pass --data-root; see docs/datasets.md)"
         )
-    try:
-        with open(path, "rb") as fh:
-            obj = pickle.load(fh)  # the user's own file, from the user's own path (see module docstring)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:
-        raise DataFormatError(f"{path}: cannot be read as a pickle ({type(exc).__name__}: {exc})") from exc
+    # pickle, np.save or torch.save output: the user's own file, from the user's own path (see module docstring)
+    obj = load_stored_object(path)
     if hasattr(obj, "to_dict") and hasattr(obj, "columns"):
         # a pandas DataFrame, one row per scan
         obj = obj.to_dict("records")

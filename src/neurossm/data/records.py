@@ -3,16 +3,84 @@ the loosely specified structures the seed files come in, and preparing each arra
 
 from __future__ import annotations
 
+import pickle
 import re
+import zipfile
 from collections import Counter
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import DataFormatError
+from ..log import get_logger
 from .preprocess import zscore
 from .scans import check_finite, orient
+
+log = get_logger(__name__)
+
+# The first object of torch's legacy (pre-1.6, non-zip) serialisation format.
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def load_stored_object(path: Path) -> Any:
+    """The Python object in a file written by ``np.save``, ``pickle.dump`` or ``torch.save``.
+
+    Every one of these formats is a pickle inside, and **loading a pickle runs code stored in
+    it**: call this only on the user's own files, from the path the user gave. The format is
+    told by the file's first bytes, not its name (BolT's own files are ``torch.save`` output named
+    ``*.save``). Tensors in a ``torch.save`` file become numpy arrays. ``.npz`` archives are
+    refused (they hold arrays, not the records these files carry).
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    try:
+        if head.startswith(b"\x93NUMPY"):
+            obj = np.load(path, allow_pickle=True)  # the user's own file (see above)
+            if obj.dtype != object:
+                raise DataFormatError(
+                    f"{path}: holds a plain numeric array of shape {obj.shape}, which carries no subject ids; "
+                    "save a dict subject id -> array (n_rois, n_times) instead (see docs/datasets.md)"
+                )
+            return obj.item() if obj.ndim == 0 else list(obj)
+        if head.startswith(b"PK"):
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+            if not any(n.endswith("data.pkl") for n in names):
+                raise DataFormatError(f"{path}: is a zip archive (.npz?) of {names[:5]}; save the records with "
+                                      "np.save, pickle or torch.save (see docs/datasets.md)")
+            return _torch_load(path)
+        with open(path, "rb") as fh:
+            obj = pickle.load(fh)  # the user's own file (see above)
+        if isinstance(obj, int) and obj == _TORCH_LEGACY_MAGIC:
+            return _torch_load(path)
+        return obj
+    except DataFormatError:
+        raise
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, OSError,
+            zipfile.BadZipFile, RuntimeError) as exc:
+        raise DataFormatError(f"{path}: cannot be read as np.save, pickle or torch.save output "
+                              f"({type(exc).__name__}: {exc})") from exc
+
+
+def _torch_load(path: Path) -> Any:
+    import torch
+
+    # weights_only=False: BolT's files hold numpy arrays and dicts, which the safe loader refuses.
+    obj = torch.load(path, map_location="cpu", weights_only=False)  # the user's own file
+    log.info("%s: read as torch.save output", path)
+    return _tensors_to_numpy(obj, torch)
+
+
+def _tensors_to_numpy(obj: Any, torch: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().numpy()
+    if isinstance(obj, Mapping):
+        return {k: _tensors_to_numpy(v, torch) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_tensors_to_numpy(v, torch) for v in obj)
+    return obj
 
 def prepare_timeseries(array: Any, n_rois: int | None, where: str) -> np.ndarray:
     """Orient to float32 ``(n_rois, n_times)``, refuse NaN/Inf, z-score each ROI over the scan.

@@ -6,14 +6,18 @@ split), so a model is never tested on a subject it was trained on.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from ..errors import DataFormatError
+from ..errors import ConfigError, DataFormatError
+from ..log import get_logger
 from .scans import ScanDataset
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,11 @@ def _grouped_folds(labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: 
         )
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     try:
-        return list(splitter.split(np.zeros(len(labels)), labels, groups))
+        with warnings.catch_warnings():
+            # "least populated class has fewer members than n_splits": make_splits checks what matters
+            # (every training part holds every class) and says what to change.
+            warnings.simplefilter("ignore", UserWarning)
+            return list(splitter.split(np.zeros(len(labels)), labels, groups))
     except ValueError as exc:
         raise DataFormatError(f"{what}: cannot make {n_splits} stratified, subject-disjoint parts ({exc}); "
                               "use fewer folds (--folds) or more scans per class") from exc
@@ -57,8 +65,22 @@ def make_splits(
 
     With ``single=True`` (``--skip_cross_validation``) only the first outer fold is kept: one
     train/validation/holdout split per seed.
+
+    Every kept split is checked before any training: its training part (the part the model is
+    fitted on, after the validation split is taken out) must hold every class, or the error says
+    which class is short of subjects and what to change. A validation part that misses a class
+    is allowed (model selection then scores the classes it holds) and logged.
     """
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise ConfigError(
+            f"--folds {n_folds}: cross-validation needs at least 2 folds (each subject is tested once, by a "
+            "model trained on the others); --skip_cross_validation keeps fold 0 of --folds as the holdout, "
+            "so it needs --folds 2 or more too (the holdout is 1/FOLDS of the subjects)"
+        )
+    if not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"val_fraction={val_fraction}: expected a fraction between 0 and 1 (exclusive)")
     labels, groups, ids = dataset.labels, dataset.subjects, np.array(dataset.scan_ids, dtype=object)
+    _check_subjects_per_class(dataset, n_folds)
     outer = _grouped_folds(labels, groups, n_folds, seed, dataset.name)
     splits = []
     for k, (train_idx, test_idx) in enumerate(outer):
@@ -68,16 +90,70 @@ def make_splits(
         n_inner = max(2, min(int(round(1.0 / val_fraction)), len(set(groups[train_idx].tolist())), smallest_class))
         inner = _grouped_folds(labels[train_idx], groups[train_idx], n_inner, seed + 1000 * (k + 1),
                                f"{dataset.name} fold {k} (validation split)")
-        fit_rel, val_rel = inner[0]
-        splits.append(Split(
+        # The first inner split whose fitting part holds every class (the first one, unless a class
+        # has a single subject on the training side and that subject fell into the validation part).
+        n_train_classes = len(set(labels[train_idx].tolist()))
+        fit_rel, val_rel = next((part for part in inner if len(set(labels[train_idx[part[0]]].tolist())) == n_train_classes),
+                                inner[0])
+        split = Split(
             seed, k,
             tuple(sorted(ids[train_idx[fit_rel]])),
             tuple(sorted(ids[train_idx[val_rel]])),
             tuple(sorted(ids[test_idx])),
-        ))
+        )
+        _check_classes(dataset, split, labels[train_idx], labels[train_idx[fit_rel]], labels[train_idx[val_rel]],
+                       n_folds)
+        splits.append(split)
         if single:
             break
     return splits
+
+
+def _subjects_by_class(dataset: ScanDataset) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = {c: set() for c in range(dataset.n_classes)}
+    for s in dataset.scans:
+        out[s.label].add(s.subject_id)
+    return out
+
+
+def _class_counts_text(dataset: ScanDataset) -> str:
+    by_class = _subjects_by_class(dataset)
+    return ", ".join(f"{dataset.class_names[c]!r} {len(subj)}" for c, subj in by_class.items())
+
+
+def _check_subjects_per_class(dataset: ScanDataset, n_folds: int) -> None:
+    """A class needs subjects on the training side of every fold: a test fold takes some, the rest train."""
+    by_class = _subjects_by_class(dataset)
+    short = {c: subj for c, subj in by_class.items() if 0 < len(subj) < 2}
+    if short:
+        detail = "; ".join(f"class {dataset.class_names[c]!r} has {len(subj)} subject ({', '.join(sorted(subj))})"
+                           for c, subj in short.items())
+        raise DataFormatError(
+            f"{dataset.name}: {detail}. Every fold must train on every class, and a class's only subject is "
+            f"tested in one of the {n_folds} folds, so that fold would train without it. Give each class at "
+            f"least 2 subjects (3 or more so that the validation split can hold one too), or leave the class "
+            f"out of the data. Subjects per class: {_class_counts_text(dataset)}"
+        )
+
+
+def _check_classes(dataset: ScanDataset, split: Split, train_labels: np.ndarray, fit_labels: np.ndarray,
+                   val_labels: np.ndarray, n_folds: int) -> None:
+    where = f"{dataset.name} seed {split.seed} fold {split.fold}"
+    names = dataset.class_names
+    for part, present in (("training part", train_labels), ("training part left after the validation split",
+                                                              fit_labels)):
+        missing = sorted(set(range(dataset.n_classes)) - set(present.tolist()))
+        if missing:
+            raise DataFormatError(
+                f"{where}: the {part} holds no scan of class(es) {[names[c] for c in missing]}, so a model "
+                f"cannot learn them (its {len(present)} scan(s) belong to the other classes). Use fewer folds "
+                f"than --folds {n_folds}, or add subjects of those classes, or leave them out of the data. "
+                f"Subjects per class: {_class_counts_text(dataset)}"
+            )
+    missing_val = sorted(set(range(dataset.n_classes)) - set(val_labels.tolist()))
+    if missing_val:
+        log.warning("%s: the validation split holds no scan of class(es) %s; model selection scores the "
+                    "classes it holds", where, [names[c] for c in missing_val])
 
 
 def check_disjoint(dataset: ScanDataset, split: Split) -> None:

@@ -121,8 +121,13 @@ def explain_scan_batch(model: torch.nn.Module, scans: Sequence[np.ndarray], crop
 
 
 def explain_to_files(model: torch.nn.Module, scans, dataset, out_dir: str | Path, *, target: str = "true",
-                     crop_length: int, device: torch.device | str = "cpu", batch_size: int = 8) -> list[Path]:
-    """Write ``subj_<scan_id>.npz`` for each scan (DESIGN §6 schema) into ``out_dir``."""
+                     crop_length: int, device: torch.device | str = "cpu", batch_size: int = 8,
+                     run: dict | None = None) -> list[Path]:
+    """Write ``subj_<scan_id>.npz`` for each scan (DESIGN §6 schema) into ``out_dir``.
+
+    ``run`` (from :func:`neurossm.explain.files.run_record`) records in each file the run, model, seed and fold it came
+    from, so that maps of different runs are never pooled unknowingly.
+    """
     if target not in ("true", "pred"):
         raise ValueError(f"target must be 'true' or 'pred', not {target!r}")
     out_dir = Path(out_dir)
@@ -147,7 +152,9 @@ def explain_to_files(model: torch.nn.Module, scans, dataset, out_dir: str | Path
                 cpa_score=res.cpa_score[i], dominant_pathway=res.dominant_pathway[i].astype(np.int64),
                 target=np.int64(res.target[i]), target_mode=np.str_(target),
                 atlas=np.str_(dataset.atlas), n_rois=np.int64(dataset.n_rois),
+                **(run or {}),
             )
             written.append(path)
     log.info("CPA: wrote %d file(s) to %s", len(written), out_dir)
     return written
+

@@ -9,7 +9,14 @@ One ``subj_<scan_id>.npz`` per explained test scan (DESIGN §6): ``scan_id``, ``
 ``label``, ``pred``, ``probs (C,)``, ``class_names (C,)``, ``pathway_names (P,)``,
 ``pathway_maps (P, R)``, ``pathway_importance (P,)``, ``importance_fallback``, ``logit_full``,
 ``logit_ablated (P,)``, ``cpa_score (R,)``, ``dominant_pathway (R,)``, ``target``,
-``target_mode`` (``true``/``pred``), ``atlas``, ``n_rois``. Plain arrays, no pickles.
+``target_mode`` (``true``/``pred``), ``atlas``, ``n_rois``, and the run the file came from:
+``run_id`` (also in the run's ``config.json``), ``run_dir``, ``model``, ``seed``, ``fold`` (0 for a
+holdout, which is fold 0 of ``--folds``). Plain arrays, no pickles.
+
+One dataset folder holds the maps of one run: a run refuses to write among another run's files
+(:func:`check_folder_is_this_runs`), and a reader refuses files of several runs unless told which
+to take (:func:`select_run`) and two files of one scan and seed (:func:`check_unique_scans`),
+since the reference analysis averages every file of a class into one map.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import DataFormatError, DataNotFoundError
+from ..errors import ConfigError, DataFormatError, DataNotFoundError
 from ..io import write_npz
 
 EXPLAINABILITY = "Explainability"
@@ -31,6 +38,9 @@ FILE_GLOB = "subj_*.npz"
 REQUIRED = ("scan_id", "subject_id", "label", "target", "class_names", "pathway_names", "pathway_maps",
             "pathway_importance", "cpa_score", "atlas", "n_rois")
 _SEED_FOLD = re.compile(r"seed_(\d+)(?:/fold_(\d+))?")
+# The run a file came from; files written before runs were recorded lack these members.
+RUN_FIELDS = ("run_id", "run_dir", "model", "seed", "fold")
+UNRECORDED = "(no run recorded)"
 
 
 def dataset_dir(analysis_root: str | os.PathLike, dataset: str) -> Path:
@@ -47,6 +57,12 @@ def unit_dir(analysis_root: str | os.PathLike, dataset: str, seed: int, fold: in
 def file_path(folder: str | os.PathLike, scan_id: str) -> Path:
     """Where the CPA file of ``scan_id`` goes in a unit's folder."""
     return Path(folder) / f"subj_{scan_id}.npz"
+
+
+def run_record(run_id: str, run_dir: str | os.PathLike, model: str, seed: int, fold: int) -> dict[str, np.ndarray]:
+    """The members that tie a CPA file to its run (pass them to :func:`write_cpa_file`)."""
+    return {"run_id": np.str_(run_id), "run_dir": np.str_(str(Path(run_dir).resolve())), "model": np.str_(model),
+            "seed": np.int64(seed), "fold": np.int64(fold)}
 
 
 def write_cpa_file(path: str | os.PathLike, **fields: Any) -> Path:
@@ -121,6 +137,9 @@ class CpaScan:
     cpa_score: np.ndarray           # (R,)
     atlas: str
     n_rois: int
+    run_id: str = UNRECORDED   # the run the file came from (UNRECORDED for files written before runs were)
+    run_dir: str = ""
+    seed: int | None = None    # recorded, or read from the file's seed_<S> folder
 
     def class_name(self, group_by: str) -> str:
         index = self.label if group_by == "label" else self.target
@@ -140,7 +159,7 @@ def read_cpa_file(path: str | os.PathLike) -> CpaScan:
     """Read and check one CPA file."""
     path = Path(path)
     try:
-        raw = read_cpa_fields(path, REQUIRED)
+        raw = read_cpa_fields(path, REQUIRED + RUN_FIELDS)
     except Exception as exc:
         raise DataFormatError(f"{path}: cannot read as .npz ({exc}); re-run the CPA extraction for this scan") from exc
     missing = [k for k in REQUIRED if k not in raw]
@@ -157,6 +176,8 @@ def read_cpa_file(path: str | os.PathLike) -> CpaScan:
         pathway_importance=np.asarray(raw["pathway_importance"], dtype=np.float64).ravel(),
         cpa_score=np.asarray(raw["cpa_score"], dtype=np.float64).ravel(),
         atlas=str(raw["atlas"]), n_rois=n_rois,
+        run_id=str(raw.get("run_id", UNRECORDED)), run_dir=str(raw.get("run_dir", "")),
+        seed=int(raw["seed"]) if "seed" in raw else _seed_of(path),
     )
     n_paths = len(scan.pathway_names)
     if scan.cpa_score.shape != (n_rois,):
@@ -169,3 +190,82 @@ def read_cpa_file(path: str | os.PathLike) -> CpaScan:
     if not np.all(np.isfinite(scan.cpa_score)):
         raise DataFormatError(f"{path}: cpa_score holds NaN or infinite values; re-run the CPA extraction")
     return scan
+
+
+def _seed_of(path: Path) -> int | None:
+    """The seed of a file without a run record, from its ``seed_<S>`` folder."""
+    for part in reversed(path.parts[:-1]):
+        if re.fullmatch(r"seed_\d+", part):
+            return int(part.split("_")[1])
+    return None
+
+
+def file_run(path: str | os.PathLike) -> tuple[str, str]:
+    """``(run_id, run_dir)`` recorded in a CPA file; :data:`UNRECORDED` and ``""`` when it has none."""
+    raw = read_cpa_fields(path, ("run_id", "run_dir"))
+    return str(raw.get("run_id", UNRECORDED)), str(raw.get("run_dir", ""))
+
+
+def check_folder_is_this_runs(folder: str | os.PathLike, run_id: str, option: str) -> None:
+    """Refuse to write CPA files into ``folder`` when it holds files of another run.
+
+    ``folder`` is a dataset's folder (:func:`dataset_dir`): the reference analysis pools every
+    file below it. ``option`` names what the user passed (``--analysis-root Analysis``).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    others: dict[tuple[str, str], list[Path]] = {}
+    for path in find_cpa_files(folder):
+        key = file_run(path)
+        if key[0] != run_id:
+            others.setdefault(key, []).append(path)
+    if others:
+        detail = "; ".join(f"run {rid} ({len(paths)} file(s), {rdir or 'folder unknown'}, e.g. {paths[0]})"
+                           for (rid, rdir), paths in others.items())
+        raise ConfigError(
+            f"{option}: {folder} already holds the CPA maps of another run ({detail}); the reference analysis "
+            "would pool them with this run's. Pass another --analysis-root, or move that folder away"
+        )
+
+
+def select_run(dataset: str, scans: list[CpaScan], run: str | None) -> list[CpaScan]:
+    """The files of one run: all of them when they come from one, else those of ``run``.
+
+    ``run`` matches a run id, a run folder or a run folder's name. Files of several runs are
+    refused without it: averaging maps of two models (or two splits) into one class map is
+    never what was meant.
+    """
+    runs: dict[str, list[CpaScan]] = {}
+    for s in scans:
+        runs.setdefault(s.run_id, []).append(s)
+    if run is not None:
+        chosen = [s for s in scans if run in (s.run_id, s.run_dir) or (s.run_dir and Path(s.run_dir).name == run)]
+        if not chosen:
+            raise ConfigError(f"{dataset}: --run {run} matches none of the runs of its CPA files: {_runs_text(runs)}")
+        return chosen
+    if len(runs) > 1:
+        raise ConfigError(
+            f"{dataset}: CPA files of {len(runs)} runs: {_runs_text(runs)}; their maps would be averaged "
+            "together. Choose one with --run RUN_ID (or its run folder), or move the other run's files away"
+        )
+    return scans
+
+
+def _runs_text(runs: dict[str, list[CpaScan]]) -> str:
+    return "; ".join(f"{rid} ({len(group)} files, {group[0].run_dir or group[0].path.parent})"
+                     for rid, group in runs.items())
+
+
+def check_unique_scans(dataset: str, scans: list[CpaScan]) -> None:
+    """A run explains a scan once per seed; a second file for it means files of two runs are mixed."""
+    seen: dict[tuple[str, str, int | None], Path] = {}
+    for s in scans:
+        key = (s.run_id, s.scan_id, s.seed)
+        if key in seen:
+            raise DataFormatError(
+                f"{dataset}: scan {s.scan_id} has 2 CPA files for seed {s.seed} ({seen[key]} and {s.path}); a "
+                "scan is tested once per seed, so these come from two runs (e.g. a holdout run and a "
+                "cross-validation run into one analysis root). Keep one run's files"
+            )
+        seen[key] = s.path

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +25,8 @@ from ..data.scans import ScanDataset
 from ..data.splits import Split, check_disjoint, make_splits
 from ..errors import ConfigError
 from ..explain.contract import check_explainable
-from ..io import to_json
+from ..explain import files as cpa_files
+from ..io import check_writable, to_json
 from ..log import get_logger
 from ..models.registry import get_model
 from ..training.device import resolve_device
@@ -93,12 +96,42 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
              len(set(dataset.subjects.tolist())), dataset.n_rois, ", ".join(dataset.class_names),
              dataset.crop_length)
 
+    # Everything that can be checked is checked before the run folder exists: a refused run leaves
+    # no folder behind that would block its name or refuse a corrected --resume.
+    splits_by_seed = {seed: make_splits(dataset, seed, opts.folds, training.val_fraction,
+                                        single=opts.skip_cross_validation) for seed in opts.seeds}
+    # The constructor's own checks (choices, a crop too short for the model) before any training.
+    spec.build(dataset.n_rois, dataset.n_classes, dataset.crop_length, model_config)
     run_dir = Path(opts.resume) if opts.resume else _new_run_dir(opts, info.name, spec.name)
     if opts.resume:
         _check_resume(run_dir, opts)
+    else:
+        check_writable(run_dir, f"--results-root {opts.results_root}")
     rd = RunDirectory(run_dir)
+    run_id = rd.run_id() if opts.resume else uuid.uuid4().hex[:12]
+    if opts.analysis:
+        cpa_files.check_folder_is_this_runs(cpa_files.dataset_dir(opts.analysis_root, dataset.name), run_id,
+                                            f"--analysis-root {opts.analysis_root}")
+    # A folder is removed on failure only when it is a run's: made now, or a run folder being resumed.
+    ours = bool(opts.resume) or not run_dir.exists()
+    try:
+        return _run_units(opts, info, spec, model_config, training, dataset, device, rd, splits_by_seed, run_id)
+    except Exception:
+        if ours and not rd.completed_folds() and run_dir.is_dir():
+            # Nothing finished is lost; keeping the folder would block --run-name and refuse --resume.
+            shutil.rmtree(run_dir)
+            log.error("the run failed before any fold finished; removed %s", run_dir)
+        raise
+
+
+def _run_units(opts: ExperimentOptions, info, spec, model_config: dict[str, Any], training, dataset: ScanDataset,
+               device, rd: RunDirectory, splits_by_seed: dict[int, list[Split]], run_id: str) -> RunResult:
+    """Write the run's shared files, fit every unfinished unit, summarise and report."""
+    run_dir = rd.root
     header = {"dataset": info.name, "model": spec.name, "run_dir": str(run_dir)}
     config = {
+        # Recorded in every CPA file of the run, so that maps of two runs are never pooled unknowingly.
+        "run_id": run_id,
         "options": opts.fingerprint(),
         "model": {"name": spec.name, "kind": spec.kind, "config": model_config, "reference": spec.reference},
         "training": {**training.to_dict(), "crop_length": dataset.crop_length,
@@ -118,10 +151,9 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
 
     ctx = UnitContext(dataset=dataset, spec=spec, model_config=model_config, training=training, device=device,
                       run=rd, analysis_root=Path(opts.analysis_root) if opts.analysis else None,
-                      cpa_target=opts.cpa_target, holdout=opts.skip_cross_validation)
+                      cpa_target=opts.cpa_target, holdout=opts.skip_cross_validation, run_id=run_id)
     expected = 0
-    for seed in opts.seeds:
-        splits = make_splits(dataset, seed, opts.folds, training.val_fraction, single=opts.skip_cross_validation)
+    for seed, splits in splits_by_seed.items():
         _write_or_check_splits(rd, seed, splits)
         expected += len(splits)
         for split in splits:
@@ -141,8 +173,14 @@ def summary_table(summary: dict[str, Any]) -> str:
     """The short table the command line ends with."""
     lines = [f"{summary['model']} on {summary['dataset']}: test metrics over "
              f"{summary['n_folds_done']} fold(s), mean ± std"]
+    defined = summary.get("n_folds_defined", {})
     for k, v in summary["test"].items():
-        lines.append(f"  {k:<18} {v['mean']:.3f} ± {v['std']:.3f}")
+        n = defined.get(k, summary["n_folds_done"])
+        note = "" if n == summary["n_folds_done"] else (
+            f"   over the {n} of {summary['n_folds_done']} folds where it is defined"
+            + (" (undefined on a test fold holding one class)" if k == "roc_auc" else ""))
+        label = f"{k} (macro)" if k in ("precision", "recall") else k
+        lines.append(f"  {label:<18} {v['mean']:.3f} ± {v['std']:.3f}{note}")
     lines.append(f"  results: {summary['run_dir']}")
     return "\n".join(lines)
 

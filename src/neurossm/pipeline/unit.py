@@ -51,9 +51,12 @@ class UnitContext:
     analysis_root: Path | None = None
     cpa_target: str = "true"
     holdout: bool = False
+    run_id: str | None = None  # recorded in the CPA files (default: the run folder's, when there is one)
 
     def __post_init__(self) -> None:
         self._by_id = {s.scan_id: s for s in self.dataset.scans}
+        if self.run_id is None and self.run is not None:
+            self.run_id = self.run.run_id()
 
     def scans(self, ids, where: str) -> list[Scan]:
         """The scans ``ids`` of the dataset (``where`` names the file that lists them, for the error)."""
@@ -131,6 +134,10 @@ def fit_unit(ctx: UnitContext, split: Split, *, model_seed: int | None = None) -
     fit_seconds = time.perf_counter() - t0
     probs = est.predict_proba([s.timeseries for s in test])
     test_metrics = classification_metrics([s.label for s in test], probs, ctx.dataset.n_classes)
+    if not np.isfinite(test_metrics["roc_auc"]):
+        log.warning("seed %d fold %d: ROC-AUC is undefined: the test fold holds only class %r; the summary "
+                    "averages ROC-AUC over the folds where it is defined and says how many", split.seed,
+                    split.fold, ctx.dataset.class_names[test[0].label] if test else "?")
     if ctx.run is not None:
         est.save(ctx.run.fold_dir(split.seed, split.fold) / est.checkpoint_name)
     if ctx.analysis_root is not None:
@@ -173,5 +180,8 @@ def explain_unit(ctx: UnitContext, est: Estimator, split: Split, test: list[Scan
     if test is None:
         test = ctx.scans(split.test, f"seed {split.seed} fold {split.fold} test side")
     out = cpa_files.unit_dir(ctx.analysis_root, ctx.dataset.name, split.seed, None if ctx.holdout else split.fold)
+    run = None
+    if ctx.run is not None:
+        run = cpa_files.run_record(ctx.run_id, ctx.run.root, ctx.spec.name, split.seed, split.fold)
     return explain_to_files(est.module, test, ctx.dataset, out, target=ctx.cpa_target,
-                            crop_length=est.crop_length, device=ctx.device)
+                            crop_length=est.crop_length, device=ctx.device, run=run)

@@ -25,8 +25,8 @@ import pandas as pd
 from ..atlas import Atlas, load_atlas
 from ..config import named_atlas
 from ..errors import ConfigError, DataFormatError, DataNotFoundError
-from ..explain.files import CpaScan, discover_cpa_files, read_cpa_file
-from ..io import write_dataframe
+from ..explain.files import CpaScan, check_unique_scans, discover_cpa_files, read_cpa_file, select_run
+from ..io import atomic_dir, write_dataframe
 from ..log import get_logger, progress
 from . import maps, neurosynth, scoring, terms as terms_mod
 
@@ -57,6 +57,8 @@ class ReferenceOptions:
     seed: int = 0
     term_threshold: float = neurosynth.TERM_THRESHOLD
     datasets: list[str] | None = None
+    # Only the CPA files of this run (id, run folder or its name) when a folder holds several runs' files.
+    run: str | None = None
     # ROI-wise reference scores given directly (one column per class name, rows in atlas ROI order,
     # e.g. from :mod:`neurossm.reference.studyset`); when set, Neurosynth and the terms are not used.
     class_reference: pd.DataFrame | None = None
@@ -114,6 +116,8 @@ def _collect_inputs(opts: ReferenceOptions) -> list[_DatasetInputs]:
     inputs = []
     for dataset, files in found.items():
         scans = [read_cpa_file(f) for f in progress(files, desc=f"reading {dataset}")]
+        scans = select_run(dataset, scans, opts.run)
+        check_unique_scans(dataset, scans)
         pathway_sets = {tuple(s.pathway_names) for s in scans}
         if len(pathway_sets) > 1:
             raise DataFormatError(f"{dataset}: CPA files disagree on pathway_names {sorted(pathway_sets)}; "
@@ -169,81 +173,92 @@ def run_reference_analysis(opts: ReferenceOptions) -> pd.DataFrame:
         for cls, scans in item.classes.items():
             cpa = np.mean([s.cpa_score for s in scans], axis=0)
             class_dir = out / "maps" / item.name / _safe(cls)
-            row = {"dataset": item.name, "class": cls, "n_scans": len(scans), "pathway_names": coding,
-                   "atlas": atlas.name, "n_rois_atlas": atlas.n_rois, "n_perm": opts.n_perm,
-                   "maps_dir": str(class_dir.relative_to(out))}
-            terms = class_terms[(item.name, cls)]
-            row["terms"] = ";".join(terms or [])
-            maps.write_roi_map(atlas, cpa, class_dir / maps.MAP_FILES["cpa"])
-            maps.write_roi_map(atlas, dominant_pathway(scans), class_dir / maps.MAP_FILES["dominant"])
+            # The class folder is written anew: maps of an earlier run (a class skipped now) do not linger.
+            with atomic_dir(class_dir) as new_dir:
+                row = {"dataset": item.name, "class": cls, "n_scans": len(scans), "pathway_names": coding,
+                       "atlas": atlas.name, "n_rois_atlas": atlas.n_rois, "n_perm": opts.n_perm,
+                       "maps_dir": str(class_dir.relative_to(out))}
+                terms = class_terms[(item.name, cls)]
+                row["terms"] = ";".join(terms or [])
+                maps.write_roi_map(atlas, cpa, new_dir / maps.MAP_FILES["cpa"])
+                maps.write_roi_map(atlas, dominant_pathway(scans), new_dir / maps.MAP_FILES["dominant"])
 
-            reason = None
-            if opts.class_reference is not None:
-                reference, reason = _given_reference(opts, cls, atlas)
-                row["terms"] = f"{opts.class_reference_source}: {cls}"
-            elif terms is None:
-                reason = f"no Neurosynth terms for class {cls!r} of {item.name}; map it in a --terms FILE"
-            elif not terms:
-                reason = f"class {cls!r} is mapped to no term on purpose (no meta-analytic reference)"
-            else:
-                sel = neurosynth.select_studies(dset, terms, opts.term_threshold)
-                row.update(terms_matched=";".join(l.split("__", 1)[-1] for l in sel.labels),
-                           terms_missing=";".join(sel.missing),
-                           n_studies_selected=len(sel.selected), n_studies_other=len(sel.unselected))
-                if not sel.labels:
-                    reason = f"none of the terms {terms} is in the Neurosynth vocabulary"
-                elif not sel.selected:
-                    reason = f"terms {terms} select no study at weight >= {opts.term_threshold}"
-                elif not sel.unselected:
-                    reason = f"terms {terms} select every study; nothing to contrast against"
-            if reason:
-                _skip(row, reason, atlas, cpa, class_dir, rows)
-                continue
+                reason = None
+                if opts.class_reference is not None:
+                    reference, reason = _given_reference(opts, cls, atlas)
+                    row["terms"] = f"{opts.class_reference_source}: {cls}"
+                elif terms is None:
+                    reason = f"no Neurosynth terms for class {cls!r} of {item.name}; map it in a --terms FILE"
+                elif not terms:
+                    reason = f"class {cls!r} is mapped to no term on purpose (no meta-analytic reference)"
+                else:
+                    sel = neurosynth.select_studies(dset, terms, opts.term_threshold)
+                    row.update(terms_matched=";".join(l.split("__", 1)[-1] for l in sel.labels),
+                               terms_missing=";".join(sel.missing),
+                               n_studies_selected=len(sel.selected), n_studies_other=len(sel.unselected))
+                    if not sel.labels:
+                        reason = f"none of the terms {terms} is in the Neurosynth vocabulary"
+                    elif not sel.selected:
+                        reason = f"terms {terms} select no study at weight >= {opts.term_threshold}"
+                    elif not sel.unselected:
+                        reason = f"terms {terms} select every study; nothing to contrast against"
+                if reason:
+                    _skip(row, reason, atlas, cpa, new_dir, rows)
+                    continue
 
-            if opts.class_reference is None:
-                key = tuple(sel.labels)
-                if (key, id(atlas)) not in ref_maps:
-                    log.info("%s / %s: MKDA chi-square, %d studies for %s against %d others", item.name, cls,
-                             len(sel.selected), sel.labels, len(sel.unselected))
-                    ref_img = neurosynth.mkda_chi2_map(dset, sel)
-                    ref_maps[(key, id(atlas))] = scoring.roi_means(ref_img, atlas, mask_img)
-                reference = ref_maps[(key, id(atlas))]
+                if opts.class_reference is None:
+                    key = tuple(sel.labels)
+                    if (key, id(atlas)) not in ref_maps:
+                        log.info("%s / %s: MKDA chi-square, %d studies for %s against %d others", item.name, cls,
+                                 len(sel.selected), sel.labels, len(sel.unselected))
+                        ref_img = neurosynth.mkda_chi2_map(dset, sel)
+                        ref_maps[(key, id(atlas))] = scoring.roi_means(ref_img, atlas, mask_img)
+                    reference = ref_maps[(key, id(atlas))]
 
-            valid = np.isfinite(reference) & (volumes > 0)
-            covariates = [np.log(np.maximum(volumes, 1.0))]
-            names = ["log_roi_volume"]
-            if single_class or np.allclose(agnostic, cpa):
-                names_note = "class_agnostic_map dropped: a single class, it equals the class map"
-            else:
-                covariates.append(agnostic)
-                names.append("class_agnostic_map")
-                names_note = ""
-            cov = np.column_stack(covariates)
-            row["covariates"] = ";".join(names) + (f" [{names_note}]" if names_note else "")
-            row["n_rois"] = int(valid.sum())
-            if valid.sum() < cov.shape[1] + 3:
-                reason = f"only {int(valid.sum())} ROIs overlap the reference map; too few for a partial correlation"
-                _skip(row, reason, atlas, cpa, class_dir, rows)
-                continue
-            r, p = scoring.partial_corr_test(cpa[valid], reference[valid], cov[valid], opts.n_perm, opts.seed)
-            ref_masked = np.where(valid, reference, np.nan)
-            ref_top = scoring.top_fraction_mask(ref_masked)
-            # Both masks rank the same ROIs (those the reference covers), so Dice compares like with like.
-            cpa_top = scoring.top_fraction_mask(np.where(valid, cpa, np.nan))
-            row.update(partial_r=r, perm_p=p, dice_top25=scoring.dice(cpa_top, ref_top),
-                       status="ok", reason="")
-            maps.write_roi_mask(atlas, cpa_top, class_dir / maps.MAP_FILES["cpa_mask"])
-            maps.write_roi_map(atlas, ref_masked, class_dir / maps.MAP_FILES["reference"])
-            maps.write_roi_mask(atlas, ref_top, class_dir / maps.MAP_FILES["reference_mask"])
-            log.info("%s / %s: partial r = %.3f, p = %.4f, Dice(top 25%%) = %.3f over %d ROIs",
-                     item.name, cls, r, p, row["dice_top25"], row["n_rois"])
-            rows.append(row)
+                valid = np.isfinite(reference) & (volumes > 0)
+                covariates = [np.log(np.maximum(volumes, 1.0))]
+                names = ["log_roi_volume"]
+                if single_class or np.allclose(agnostic, cpa):
+                    names_note = "class_agnostic_map dropped: a single class, it equals the class map"
+                else:
+                    covariates.append(agnostic)
+                    names.append("class_agnostic_map")
+                    names_note = ""
+                cov = np.column_stack(covariates)
+                row["covariates"] = ";".join(names) + (f" [{names_note}]" if names_note else "")
+                row["n_rois"] = int(valid.sum())
+                if valid.sum() < cov.shape[1] + 3:
+                    reason = f"only {int(valid.sum())} ROIs overlap the reference map; too few for a partial correlation"
+                    _skip(row, reason, atlas, cpa, new_dir, rows)
+                    continue
+                r, p = scoring.partial_corr_test(cpa[valid], reference[valid], cov[valid], opts.n_perm, opts.seed)
+                ref_masked = np.where(valid, reference, np.nan)
+                ref_top = scoring.top_fraction_mask(ref_masked)
+                # Both masks rank the same ROIs (those the reference covers), so Dice compares like with like.
+                cpa_top = scoring.top_fraction_mask(np.where(valid, cpa, np.nan))
+                row.update(partial_r=r, perm_p=p, dice_top25=scoring.dice(cpa_top, ref_top),
+                           status="ok", reason="")
+                maps.write_roi_mask(atlas, cpa_top, new_dir / maps.MAP_FILES["cpa_mask"])
+                maps.write_roi_map(atlas, ref_masked, new_dir / maps.MAP_FILES["reference"])
+                maps.write_roi_mask(atlas, ref_top, new_dir / maps.MAP_FILES["reference_mask"])
+                log.info("%s / %s: partial r = %.3f, p = %.4f, Dice(top 25%%) = %.3f over %d ROIs",
+                         item.name, cls, r, p, row["dice_top25"], row["n_rois"])
+                rows.append(row)
 
     summary = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
     for col in ("n_studies_selected", "n_studies_other", "n_rois", "n_rois_atlas", "n_perm", "n_scans"):
         summary[col] = summary[col].astype("Int64")  # counts stay integers beside skipped rows' blanks
     write_dataframe(out / "summary.csv", summary)
     log.info("wrote %s (%d rows)", out / "summary.csv", len(summary))
+    if len(summary) and not (summary["status"] == "ok").any():
+        detail = "; ".join(f"{r['dataset']} / {r['class']}: {r['reason']}" for r in rows)
+        missing = sorted({t for r in rows for t in str(r.get("terms_missing") or "").split(";") if t})
+        raise ConfigError(
+            f"no class was scored against a reference ({detail})"
+            + (f". Terms not in the Neurosynth vocabulary: {', '.join(missing)}" if missing else "")
+            + ". Map each class to terms of the vocabulary in a --terms FILE (the CPA maps and "
+            f"{out / 'summary.csv'} are written)"
+        )
     return summary
 
 

@@ -39,7 +39,7 @@ from .inputs import (
 log = get_logger(__name__)
 
 METRIC_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced acc.", "roc_auc": "ROC-AUC",
-                 "f1_macro": "F1 (macro)", "precision": "precision", "recall": "recall"}
+                 "f1_macro": "F1 (macro)", "precision": "precision (macro)", "recall": "recall (macro)"}
 BRAIN_MAPS = (("cpa_score", "CPA score (mean over the class's scans)"),
               ("neurosynth_reference_score", "meta-analytic reference (MKDA z, ROI mean)"))
 MAX_DROPPED_ROWS = 10
@@ -284,8 +284,15 @@ def _metrics_section(runs: Sequence[RunData]):
                                            fold_rows, numeric=tuple(range(len(names) + 2)))))
     n_classes = len(runs[0].class_names)
     auc = "ROC-AUC of the positive class" if n_classes == 2 else "ROC-AUC one-vs-rest, macro-averaged"
-    lead = (f"Held-out test folds, mean ± standard deviation over all folds and seeds; {auc}"
-            + ("; the best mean per column in bold." if best else "."))
+    partial = [f"{_run_label(run, runs)}: ROC-AUC over the {run.summary['n_folds_defined']['roc_auc']} of "
+               f"{run.summary['n_folds_done']} folds where it is defined (a test fold holding one class has none)"
+               for run in runs
+               if run.summary.get("n_folds_defined", {}).get("roc_auc", run.summary.get("n_folds_done"))
+               != run.summary.get("n_folds_done")]
+    lead = (f"Held-out test folds, mean ± standard deviation over all folds and seeds; {auc}; precision, "
+            "recall and F1 macro-averaged over the classes"
+            + ("; the best mean per column in bold" if best else "")
+            + "".join(f". {p}" for p in partial) + ".")
     return lead, H.join(parts)
 
 

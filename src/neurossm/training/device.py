@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 
 from ..log import get_logger
 
 log = get_logger(__name__)
+
+
+_CPU_FALLBACK_SAID: set[str] = set()
 
 
 def resolve_device(device: str | int | torch.device | None) -> torch.device:
@@ -35,7 +36,9 @@ def resolve_device(device: str | int | torch.device | None) -> torch.device:
         return torch.device("cpu")
     index = text.split(":", 1)[1] if text.startswith("cuda") and ":" in text else text.replace("cuda", "") or "0"
     if not torch.cuda.is_available():
-        warnings.warn(f"--device {device}: CUDA is not available here; training on the CPU", stacklevel=2)
-        log.warning("--device %s: CUDA is not available; using the CPU", device)
+        if text not in _CPU_FALLBACK_SAID:
+            # Said once per device request: a command resolves the device in several places.
+            _CPU_FALLBACK_SAID.add(text)
+            log.warning("--device %s: CUDA is not available here; using the CPU", device)
         return torch.device("cpu")
     return torch.device(f"cuda:{int(index)}")

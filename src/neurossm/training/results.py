@@ -10,7 +10,8 @@
                                predictions.csv, history.csv, checkpoint.*
         fold_metrics.csv       one row per (seed, fold)
         predictions.csv        every test prediction
-        summary.json           test metrics as {"mean", "std"} over all folds and seeds
+        summary.json           test metrics as {"mean", "std"} over all folds and seeds, and
+                               n_folds_defined: over how many folds each mean is taken
         report.html            written by :mod:`neurossm.report` after the summary
 
 Training and the pipeline write through :class:`RunDirectory`; ``neurossm explain``,
@@ -28,7 +29,7 @@ import pandas as pd
 from ..errors import DataNotFoundError
 from ..io import read_csv_or_none, read_json, write_dataframe, write_json
 from ..log import get_logger
-from .metrics import METRICS, mean_std
+from .metrics import METRICS, mean_std, n_defined
 
 log = get_logger(__name__)
 
@@ -86,6 +87,13 @@ class RunDirectory:
             raise DataNotFoundError(f"{self.root}: no config.json there; is it a run folder "
                                     "(Results/<DATASET>/<MODEL>/<run>, written by `neurossm train`)?")
         return read_json(self.config_path)
+
+    def run_id(self) -> str:
+        """The run's id from ``config.json`` (a run made before ids were recorded: its folder's path).
+
+        Every CPA file of the run records it, so that maps of two runs are never pooled unknowingly.
+        """
+        return str(self.read_config().get("run_id") or self.root.resolve())
 
     def read_splits(self, seed: int) -> list[dict[str, Any]] | None:
         """The saved folds of ``seed`` (``Split.to_dict`` entries), or ``None`` when not written."""
@@ -145,6 +153,8 @@ class RunDirectory:
             "n_folds_expected": int(expected_folds),
             "complete": bool(len(table) == expected_folds),
             "test": {k: mean_std(table[k]) for k in METRICS},
+            # ROC-AUC is undefined on a test fold holding one class: its mean is over fewer folds.
+            "n_folds_defined": {k: n_defined(table[k]) for k in METRICS},
             "test_over_seed_means": {k: mean_std(seed_means[k]) for k in METRICS} if len(table) else {},
             "per_seed": {
                 str(s): {k: mean_std(g[k]) for k in METRICS} for s, g in table.groupby("seed")
