@@ -101,8 +101,14 @@ def options_from_args(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from .training.runner import run_experiment, summary_table
 
-    result = run_experiment(options_from_args(args))
-    print(summary_table(result.summary))
+    from .training import distributed
+
+    try:
+        result = run_experiment(options_from_args(args))
+    finally:
+        distributed.shutdown()
+    if result.summary is not None:
+        print(summary_table(result.summary))
     return 0
 
 

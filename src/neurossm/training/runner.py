@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from ..io import read_json, to_json, write_json
 from ..log import get_logger
 from ..models.registry import get_model
+from . import distributed
 from .estimators import make_estimator, resolve_device
 from .metrics import classification_metrics
 from .results import RunDirectory, predictions_frame
@@ -64,8 +65,10 @@ class ExperimentOptions:
 
 @dataclass
 class RunResult:
+    """A finished run; ``summary`` is ``None`` on the ranks > 0 of a torchrun job, which write nothing."""
+
     run_dir: Path
-    summary: dict[str, Any]
+    summary: dict[str, Any] | None
     dataset: ScanDataset
 
 
@@ -131,7 +134,8 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
     training = training_defaults(info.name, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr)
     if opts.analysis and not getattr(spec.cls, "supports_cpa", False):
         raise ConfigError(f"--analysis needs a model with pathways that CPA can ablate (NeuroSSM); {spec.name} has none")
-    device = resolve_device(opts.device)
+    # Under torchrun, one process per rank: each trains its share, rank 0 alone writes (distributed.py).
+    ranks, device = distributed.init_from_environment(resolve_device(opts.device))
 
     if dataset is None:
         dataset = load_experiment_dataset(opts)
@@ -139,7 +143,9 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
              len(set(dataset.subjects.tolist())), dataset.n_rois, ", ".join(dataset.class_names),
              dataset.crop_length)
 
-    run_dir = Path(opts.resume) if opts.resume else _new_run_dir(opts, info.name, spec.name)
+    # Rank 0 names the run (the default name is a timestamp) and checks it is new before it writes there.
+    run_dir = Path(opts.resume) if opts.resume else distributed.broadcast(
+        _new_run_dir(opts, info.name, spec.name) if ranks.is_main else None)
     if opts.resume:
         _check_resume(run_dir, opts)
     rd = RunDirectory(run_dir)
@@ -153,25 +159,29 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
                     "class_names": list(dataset.class_names), "target": info.target},
         "versions": _versions(),
     }
-    if not opts.resume:
+    if not opts.resume and ranks.is_main:
         write_json(run_dir / "config.json", config)
-    write_json(run_dir / "dataset.json", {**dataset.summary(),
-                                          "dropped": [dataclasses.asdict(d) for d in dataset.dropped],
-                                          "ground_truth": dataset.ground_truth})
+    if ranks.is_main:
+        write_json(run_dir / "dataset.json", {**dataset.summary(),
+                                              "dropped": [dataclasses.asdict(d) for d in dataset.dropped],
+                                              "ground_truth": dataset.ground_truth})
     log.info("run folder: %s", run_dir)
 
     by_id = {s.scan_id: s for s in dataset.scans}
     expected = 0
     for seed in opts.seeds:
         splits = make_splits(dataset, seed, opts.folds, training.val_fraction, single=opts.skip_cross_validation)
-        _write_or_check_splits(rd, seed, splits)
+        if ranks.is_main:
+            _write_or_check_splits(rd, seed, splits)
         expected += len(splits)
         for split in splits:
             check_disjoint(dataset, split)
-            if rd.fold_done(seed, split.fold):
+            if distributed.agree(rd.fold_done(seed, split.fold)):
                 log.info("seed %d fold %d: already done, skipped", seed, split.fold)
                 continue
             _run_fold(rd, opts, spec, model_config, training, dataset, by_id, split, device)
+    if not ranks.is_main:
+        return RunResult(run_dir, None, dataset)
     summary = rd.summarise(header, expected)
     try:
         from ..report import build_report
@@ -196,6 +206,8 @@ def _run_fold(rd: RunDirectory, opts: ExperimentOptions, spec, model_config: dic
     est.fit([s.timeseries for s in train], np.array([s.label for s in train]),
             [s.timeseries for s in val], np.array([s.label for s in val]))
     fit_seconds = time.perf_counter() - t0
+    if not distributed.current().is_main:
+        return
     probs = est.predict_proba([s.timeseries for s in test])
     test_metrics = classification_metrics([s.label for s in test], probs, dataset.n_classes)
     fold_dir = rd.fold_dir(split.seed, split.fold)
