@@ -67,8 +67,34 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--analysis-root", default="Analysis", help="default: Analysis")
     g.add_argument("--cpa-target", choices=("true", "pred"), default="true",
                    help="class explained by CPA: the true label (default) or the prediction")
+    g = p.add_argument_group("scale-out (docs/scaling.md)")
+    g.add_argument("--executor", choices=("inline", "ray"), default="inline",
+                   help="who runs the (seed, fold) units: inline (default, one after another in this process) "
+                        "or ray (Ray tasks; needs the neurossm[ray] extra)")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="join the Ray cluster at ADDR (default: start a local Ray instance for this run)")
+    g.add_argument("--ray-num-cpus", type=int, default=None, metavar="N",
+                   help="CPUs of the local Ray instance (default: all of this machine's)")
+    g.add_argument("--cpus-per-fold", type=int, default=1, metavar="N", help="CPUs (torch threads) per unit on Ray")
+    g.add_argument("--gpus-per-fold", type=float, default=0, metavar="G", help="GPUs per unit on Ray (default 0)")
+    g.add_argument("--only", nargs="+", default=[], metavar="SEED:FOLD",
+                   help="run only these units into the shared run folder named by --run-name or --resume "
+                        "(one Slurm array task each); then `neurossm summarize RUN_DIR`")
+    g = p.add_argument_group("console")
     g.add_argument("--quiet", action="store_true", help="print warnings and the final table only")
     g.add_argument("--verbose", action="store_true", help="debug logging")
+
+
+def _units(values: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    from .errors import ConfigError
+
+    units = []
+    for v in values:
+        seed, sep, fold = v.partition(":")
+        if not sep or not seed.strip().lstrip("-").isdigit() or not fold.strip().isdigit():
+            raise ConfigError(f"--only {v}: expected SEED:FOLD, e.g. --only 0:3 (seed 0, fold 3)")
+        units.append((int(seed), int(fold)))
+    return tuple(units)
 
 
 def device_flag(device: str) -> str:
@@ -94,21 +120,37 @@ def options_from_args(args: argparse.Namespace):
         device=device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         crop_length=args.crop_length, n_rois=args.n_rois, skip_cross_validation=args.skip_cross_validation,
         analysis=args.analysis, analysis_root=args.analysis_root, cpa_target=args.cpa_target,
-        preset=args.preset, model_config=parse_overrides(args.config), dataset_options=dataset_options,
+        preset=args.preset, only=_units(args.only), model_config=parse_overrides(args.config), dataset_options=dataset_options,
     )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .pipeline.executors import make_executor
+    from .training import distributed
     from .training.runner import run_experiment, summary_table
 
-    from .training import distributed
-
+    executor = make_executor(args.executor, ray_address=args.ray_address, cpus_per_fold=args.cpus_per_fold,
+                             gpus_per_fold=args.gpus_per_fold, ray_num_cpus=args.ray_num_cpus)
     try:
-        result = run_experiment(options_from_args(args))
+        result = run_experiment(options_from_args(args), executor=executor)
     finally:
         distributed.shutdown()
     if result.summary is not None:
         print(summary_table(result.summary))
+    if result.failed:
+        for o in result.failed:
+            log.error("unit seed %d fold %d failed: %s (log: %s)", o.task.seed, o.task.fold, o.error, o.task.log_path)
+        log.error("%d unit(s) failed; the others are kept. Finish the run with --resume %s", len(result.failed),
+                  result.run_dir)
+        return 1
+    return 0
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from .pipeline.summarize import summarize_run
+    from .training.runner import summary_table
+
+    print(summary_table(summarize_run(args.run_dir)))
     return 0
 
 
@@ -162,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Cross-validated training and testing; writes Results/<DATASET>/<MODEL>/<run>/.")
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("summarize", help="gather a run's finished units into its summary and report",
+                       description="Write summary.json, fold_metrics.csv, predictions.csv and report.html of a run "
+                                   "whose units ran as separate jobs (--only); exit 2 naming the missing units.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (Results/<DATASET>/<MODEL>/<run>)")
+    p.add_argument("--quiet", action="store_true", help="print warnings and the table only")
+    p.add_argument("--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=cmd_summarize)
     p = sub.add_parser("models", help="list registered models")
     p.add_argument("--verbose", action="store_true", help="show each model's options and presets")
     p.set_defaults(func=cmd_models)

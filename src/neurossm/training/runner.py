@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .. import __version__
 from ..config import TrainingConfig, dataset_info, training_defaults
 from ..data.scans import ScanDataset
 from ..data.splits import Split, check_disjoint, make_splits
 from ..errors import ConfigError
-from ..io import read_json, to_json, write_json
+from ..io import read_json, to_json, write_once
 from ..log import get_logger
 from ..models.registry import get_model
 from . import distributed
@@ -52,11 +53,12 @@ class ExperimentOptions:
     analysis_root: str = "Analysis"
     cpa_target: str = "true"
     preset: str | None = None
+    only: tuple[tuple[int, int], ...] = ()
     model_config: dict[str, Any] = field(default_factory=dict)
     dataset_options: dict[str, Any] = field(default_factory=dict)
 
     # Fields that may differ between a run and its resumption without changing its results.
-    _RUNTIME = ("resume", "run_name", "results_root", "device", "analysis_root")
+    _RUNTIME = ("resume", "run_name", "results_root", "device", "analysis_root", "only")
 
     def fingerprint(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -65,11 +67,15 @@ class ExperimentOptions:
 
 @dataclass
 class RunResult:
-    """A finished run; ``summary`` is ``None`` on the ranks > 0 of a torchrun job, which write nothing."""
+    """A finished run; ``summary`` is ``None`` with ``--only`` and on the ranks > 0 of a torchrun job.
+
+    ``failed`` lists the units that did not finish (:class:`~neurossm.pipeline.executors.UnitOutcome`).
+    """
 
     run_dir: Path
     summary: dict[str, Any] | None
     dataset: ScanDataset
+    failed: list = field(default_factory=list)
 
 
 def load_experiment_dataset(opts: ExperimentOptions) -> ScanDataset:
@@ -118,16 +124,22 @@ def _normalise(obj: Any) -> Any:
 def _write_or_check_splits(rd: RunDirectory, seed: int, splits: list[Split]) -> None:
     path = rd.splits_path(seed)
     payload = [s.to_dict() for s in splits]
-    if path.is_file():
-        if read_json(path) != _normalise(payload):
-            raise ConfigError(f"{path}: the saved splits differ from the ones seed {seed} gives now; "
-                              "the data or the split options changed since the run started")
-    else:
-        write_json(path, payload)
+    if not write_once(path, to_json(payload)) and read_json(path) != _normalise(payload):
+        raise ConfigError(f"{path}: the saved splits differ from the ones seed {seed} gives now; "
+                          "the data or the split options changed since the run started")
 
 
-def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) -> RunResult:
-    """Run (or resume) cross-validation of ``opts.model`` on ``opts.dataset``."""
+def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None, executor=None) -> RunResult:
+    """Run (or resume) cross-validation of ``opts.model`` on ``opts.dataset``.
+
+    ``executor`` runs the (seed, fold) units (:mod:`neurossm.pipeline.executors`; default: inline,
+    in this process). With ``opts.only`` just those units run, into the shared run folder, and no
+    summary is written: ``neurossm summarize RUN_DIR`` does that once every unit is there.
+    """
+    from ..pipeline.executors import InlineExecutor, UnitTask
+    from ..pipeline.summarize import summarize_run
+
+    executor = executor or InlineExecutor()
     info = dataset_info(opts.dataset)
     spec = get_model(opts.model)
     model_config = spec.resolve_config(opts.model_config, opts.preset)
@@ -136,6 +148,9 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
         raise ConfigError(f"--analysis needs a model with pathways that CPA can ablate (NeuroSSM); {spec.name} has none")
     # Under torchrun, one process per rank: each trains its share, rank 0 alone writes (distributed.py).
     ranks, device = distributed.init_from_environment(resolve_device(opts.device))
+    if ranks.distributed and executor.name != "inline":
+        raise ConfigError(f"--executor {executor.name} under torchrun: the ranks of one torchrun job train one "
+                          "unit together; run the units one after another (--executor inline) or use --only per job")
 
     if dataset is None:
         dataset = load_experiment_dataset(opts)
@@ -143,13 +158,8 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
              len(set(dataset.subjects.tolist())), dataset.n_rois, ", ".join(dataset.class_names),
              dataset.crop_length)
 
-    # Rank 0 names the run (the default name is a timestamp) and checks it is new before it writes there.
-    run_dir = Path(opts.resume) if opts.resume else distributed.broadcast(
-        _new_run_dir(opts, info.name, spec.name) if ranks.is_main else None)
-    if opts.resume:
-        _check_resume(run_dir, opts)
+    run_dir = distributed.broadcast(_run_dir_of(opts, info.name, spec.name) if ranks.is_main else None)
     rd = RunDirectory(run_dir)
-    header = {"dataset": info.name, "model": spec.name, "run_dir": str(run_dir)}
     config = {
         "options": opts.fingerprint(),
         "model": {"name": spec.name, "kind": spec.kind, "config": model_config, "reference": spec.reference},
@@ -159,41 +169,99 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
                     "class_names": list(dataset.class_names), "target": info.target},
         "versions": _versions(),
     }
-    if not opts.resume and ranks.is_main:
-        write_json(run_dir / "config.json", config)
+    # The run's shared files are written once, by whichever process of the run comes first.
+    if ranks.is_main and not write_once(run_dir / "config.json", to_json(config)) and not opts.resume:
+        _check_resume(run_dir, opts)  # --only: another job of this run wrote it; same arguments?
     if ranks.is_main:
-        write_json(run_dir / "dataset.json", {**dataset.summary(),
-                                              "dropped": [dataclasses.asdict(d) for d in dataset.dropped],
-                                              "ground_truth": dataset.ground_truth})
+        write_once(run_dir / "dataset.json", to_json({**dataset.summary(),
+                                                      "dropped": [dataclasses.asdict(d) for d in dataset.dropped],
+                                                      "ground_truth": dataset.ground_truth}))
     log.info("run folder: %s", run_dir)
 
-    by_id = {s.scan_id: s for s in dataset.scans}
-    expected = 0
+    all_splits = []
     for seed in opts.seeds:
         splits = make_splits(dataset, seed, opts.folds, training.val_fraction, single=opts.skip_cross_validation)
         if ranks.is_main:
             _write_or_check_splits(rd, seed, splits)
-        expected += len(splits)
-        for split in splits:
-            check_disjoint(dataset, split)
-            if distributed.agree(rd.fold_done(seed, split.fold)):
-                log.info("seed %d fold %d: already done, skipped", seed, split.fold)
-                continue
-            _run_fold(rd, opts, spec, model_config, training, dataset, by_id, split, device)
-    if not ranks.is_main:
-        return RunResult(run_dir, None, dataset)
-    summary = rd.summarise(header, expected)
-    try:
-        from ..report import build_report
-    except ImportError:
-        build_report = None
-    if build_report is not None:
-        build_report(run_dir)
-    return RunResult(run_dir, summary, dataset)
+        all_splits += splits
+    wanted = _select_units(all_splits, opts.only)
+    tasks = []
+    for split in wanted:
+        check_disjoint(dataset, split)
+        if distributed.agree(rd.fold_done(split.seed, split.fold)):
+            log.info("seed %d fold %d: already done, skipped", split.seed, split.fold)
+            continue
+        log_name = f"seed_{split.seed}_fold_{split.fold}" + (f".rank{ranks.rank}" if not ranks.is_main else "")
+        tasks.append(UnitTask(split.seed, split.fold, split, run_dir / "logs" / f"{log_name}.log"))
+    job = UnitJob(run_dir, opts, spec, model_config, training, dataset, str(device))
+    failed = []
+    for i, outcome in enumerate(executor.run(fit_unit_task, job, tasks), 1):
+        if outcome.ok:
+            if ranks.is_main:  # the other ranks of a torchrun job only helped to train
+                log.info("%s", progress_line(outcome, i, len(tasks)))
+        else:
+            failed.append(outcome)
+            log.error("seed %d fold %d failed after %d attempt(s): %s; log: %s", outcome.task.seed,
+                      outcome.task.fold, outcome.attempts, outcome.error, outcome.task.log_path)
+    if not ranks.is_main or opts.only:
+        return RunResult(run_dir, None, dataset, failed)
+    summary = summarize_run(run_dir, partial=bool(failed))
+    return RunResult(run_dir, summary, dataset, failed)
+
+
+def _run_dir_of(opts: ExperimentOptions, dataset_name: str, model_name: str) -> Path:
+    """The run folder: ``--resume``'s, or a new one; with ``--only``, the named one, new or not."""
+    if opts.resume:
+        _check_resume(Path(opts.resume), opts)
+        return Path(opts.resume)
+    if opts.only:
+        if not opts.run_name:
+            raise ConfigError("--only runs some units of a run that several jobs share: name the run with "
+                              "--run-name NAME (the same in every job), or give --resume RUN_DIR")
+        return Path(opts.results_root) / dataset_name / model_name / opts.run_name
+    return _new_run_dir(opts, dataset_name, model_name)
+
+
+def _select_units(splits: list[Split], only: tuple[tuple[int, int], ...]) -> list[Split]:
+    if not only:
+        return splits
+    have = {(s.seed, s.fold): s for s in splits}
+    unknown = [f"{s}:{f}" for s, f in only if (s, f) not in have]
+    if unknown:
+        raise ConfigError(f"--only {' '.join(unknown)}: not a unit of this run; its units are "
+                          f"{', '.join(f'{s}:{f}' for s, f in have)} (SEED:FOLD)")
+    return [have[u] for u in dict.fromkeys(only)]
+
+
+@dataclass
+class UnitJob:
+    """What every unit of a run reads: sent once to each worker by the executor."""
+
+    run_dir: Path
+    opts: ExperimentOptions
+    spec: Any
+    model_config: dict[str, Any]
+    training: TrainingConfig
+    dataset: ScanDataset
+    device: str
+
+
+def fit_unit_task(job: UnitJob, task, device: str | None = None) -> dict[str, Any] | None:
+    """Fit, test and write one unit (an executor's ``work``); ``device`` overrides the job's (a Ray worker's GPU)."""
+    by_id = {s.scan_id: s for s in job.dataset.scans}
+    return _run_fold(RunDirectory(job.run_dir), job.opts, job.spec, job.model_config, job.training, job.dataset,
+                     by_id, task.split, torch.device(device or job.device))
+
+
+def progress_line(outcome, index: int, total: int) -> str:
+    """One line per finished unit, whichever executor ran it."""
+    m = outcome.metrics["test"]
+    return (f"seed {outcome.task.seed} fold {outcome.task.fold} done [{index}/{total}]: accuracy {m['accuracy']:.3f}, "
+            f"balanced accuracy {m['balanced_accuracy']:.3f}, ROC-AUC {m['roc_auc']:.3f} ({outcome.seconds:.1f} s)")
 
 
 def _run_fold(rd: RunDirectory, opts: ExperimentOptions, spec, model_config: dict[str, Any],
-              training: TrainingConfig, dataset: ScanDataset, by_id: dict, split: Split, device) -> None:
+              training: TrainingConfig, dataset: ScanDataset, by_id: dict, split: Split, device) -> dict[str, Any] | None:
     t0 = time.perf_counter()
     seed_fold = split.seed * 1000 + split.fold
     est = make_estimator(spec, model_config, n_rois=dataset.n_rois, n_classes=dataset.n_classes,
@@ -207,7 +275,7 @@ def _run_fold(rd: RunDirectory, opts: ExperimentOptions, spec, model_config: dic
             [s.timeseries for s in val], np.array([s.label for s in val]))
     fit_seconds = time.perf_counter() - t0
     if not distributed.current().is_main:
-        return
+        return None
     probs = est.predict_proba([s.timeseries for s in test])
     test_metrics = classification_metrics([s.label for s in test], probs, dataset.n_classes)
     fold_dir = rd.fold_dir(split.seed, split.fold)
@@ -224,9 +292,10 @@ def _run_fold(rd: RunDirectory, opts: ExperimentOptions, spec, model_config: dic
                "selected_epoch": selected[0]["epoch"] if selected else None,
                "fit_seconds": fit_seconds, "checkpoint": est.checkpoint_name}
     rd.write_fold(split.seed, split.fold, metrics, predictions_frame(test, probs, dataset.class_names), est.history)
-    log.info("seed %d fold %d: test accuracy %.3f, balanced accuracy %.3f, ROC-AUC %.3f (%.1f s)", split.seed,
-             split.fold, test_metrics["accuracy"], test_metrics["balanced_accuracy"], test_metrics["roc_auc"],
-             time.perf_counter() - t0)
+    log.debug("seed %d fold %d: test accuracy %.3f, balanced accuracy %.3f, ROC-AUC %.3f (%.1f s)", split.seed,
+              split.fold, test_metrics["accuracy"], test_metrics["balanced_accuracy"], test_metrics["roc_auc"],
+              time.perf_counter() - t0)
+    return metrics
 
 
 def summary_table(summary: dict[str, Any]) -> str:
