@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -71,3 +72,30 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     assert w_ddp.keys() == w_single.keys()
     for k in w_single:
         torch.testing.assert_close(w_ddp[k], w_single[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+@pytest.mark.slow
+def test_torchrun_train_writes_once_from_rank_0_and_matches_one_process(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parents[1] / "src"), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    args = ["train", "--dataset", "SYNTHETIC", "--data-option", "n_scans=24", "n_rois=6", "n_times=40",
+            "n_signal_rois=2", "--model", "GRU", "--config", "hidden_size=8", "drop_prob=0", "--epochs", "2",
+            "--batch-size", "5", "--skip_cross_validation", "--device", "cpu", "--results-root", str(tmp_path),
+            "--quiet", "--only", "0:0"]  # one unit, and no summary or report to wait for
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "neurossm", *args, "--run-name", "ddp"], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one = subprocess.run([sys.executable, "-m", "neurossm", *args, "--run-name", "one"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    # Rank 0 alone wrote the run: no second rank's files or logs.
+    a, b = tmp_path / "SYNTHETIC/GRU/ddp", tmp_path / "SYNTHETIC/GRU/one"
+    assert sorted(p.relative_to(a) for p in a.rglob("*")) == sorted(p.relative_to(b) for p in b.rglob("*"))
+    assert (a / "splits/seed_0.json").read_bytes() == (b / "splits/seed_0.json").read_bytes()
+    # Same tolerance argument as above: the runs differ by the gradient sums' rounding only.
+    fold_a, fold_b = a / "seed_0/fold_0", b / "seed_0/fold_0"
+    pd.testing.assert_frame_equal(pd.read_csv(fold_a / "history.csv"), pd.read_csv(fold_b / "history.csv"),
+                                  rtol=1e-6, atol=1e-9)
+    pd.testing.assert_frame_equal(pd.read_csv(fold_a / "predictions.csv"), pd.read_csv(fold_b / "predictions.csv"),
+                                  rtol=1e-5, atol=1e-6)

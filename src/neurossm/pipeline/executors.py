@@ -42,7 +42,7 @@ class UnitTask:
     seed: int
     fold: int
     split: Any
-    log_path: Path
+    log_path: Path | None  # None: no log file (the ranks > 0 of a torchrun job)
 
     @property
     def name(self) -> str:
@@ -67,6 +67,9 @@ class UnitOutcome:
 
 def _run_logged(work: Work, shared: Any, task: UnitTask, device: str | None) -> tuple[dict[str, Any], float]:
     """``work`` with the package's log records also written to the unit's own log file."""
+    if task.log_path is None:
+        t0 = time.perf_counter()
+        return work(shared, task, device), time.perf_counter() - t0
     task.log_path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(task.log_path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))

@@ -191,8 +191,8 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None, 
         if distributed.agree(rd.fold_done(split.seed, split.fold)):
             log.info("seed %d fold %d: already done, skipped", split.seed, split.fold)
             continue
-        log_name = f"seed_{split.seed}_fold_{split.fold}" + (f".rank{ranks.rank}" if not ranks.is_main else "")
-        tasks.append(UnitTask(split.seed, split.fold, split, run_dir / "logs" / f"{log_name}.log"))
+        log_path = run_dir / "logs" / f"seed_{split.seed}_fold_{split.fold}.log" if ranks.is_main else None
+        tasks.append(UnitTask(split.seed, split.fold, split, log_path))
     job = UnitJob(run_dir, opts, spec, model_config, training, dataset, str(device))
     failed = []
     for i, outcome in enumerate(executor.run(fit_unit_task, job, tasks), 1):
