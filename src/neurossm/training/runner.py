@@ -185,15 +185,21 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None, 
             _write_or_check_splits(rd, seed, splits)
         all_splits += splits
     wanted = _select_units(all_splits, opts.only)
+    # Units may run in other working directories (Ray workers, other nodes of a shared file system).
+    unit_root = run_dir.absolute()
     tasks = []
     for split in wanted:
         check_disjoint(dataset, split)
         if distributed.agree(rd.fold_done(split.seed, split.fold)):
             log.info("seed %d fold %d: already done, skipped", split.seed, split.fold)
             continue
-        log_path = run_dir / "logs" / f"seed_{split.seed}_fold_{split.fold}.log" if ranks.is_main else None
+        log_path = unit_root / "logs" / f"seed_{split.seed}_fold_{split.fold}.log" if ranks.is_main else None
         tasks.append(UnitTask(split.seed, split.fold, split, log_path))
-    job = UnitJob(run_dir, opts, spec, model_config, training, dataset, str(device))
+    if executor.name == "ray" and device.type == "cuda" and not executor.gpus_per_fold:
+        log.warning("--device %s with --executor ray: units train where Ray places them, on the CPU unless "
+                    "--gpus-per-fold reserves GPUs for them", opts.device)
+    job = UnitJob(unit_root, dataclasses.replace(opts, analysis_root=str(Path(opts.analysis_root).absolute())),
+                  spec, model_config, training, dataset, str(device))
     failed = []
     for i, outcome in enumerate(executor.run(fit_unit_task, job, tasks), 1):
         if outcome.ok:
