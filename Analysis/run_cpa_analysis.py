@@ -4,7 +4,6 @@
     python Analysis/run_cpa_analysis.py --root ./Analysis/Explainability --out ./Analysis/Explainability_Results
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -13,13 +12,12 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from neurossm.reference import cli
+from neurossm import cli
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="run_cpa_analysis.py", description=__doc__.splitlines()[0])
-    cli.add_arguments(parser)
-    return cli.run(parser.parse_args(argv))
+    parser = cli.standalone_parser("reference", prog="run_cpa_analysis.py", description=__doc__.splitlines()[0])
+    return cli.main(argv, parser)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ generator's earlier pulse form and stayed near chance on held-out scans.
     ``signal_form="connectivity"``: the class' signal ROIs share a latent time course, which is
     what a functional-connectivity model is built to find.
 
-Every (task, model) is one :func:`neurossm.training.runner.run_experiment` call, exactly as
+Every (task, model) is one :func:`neurossm.pipeline.run_experiment` call, exactly as
 ``neurossm train --dataset SYNTHETIC --data-option ...`` runs it: grouped stratified K-fold,
 model selection on an inner validation split, every seed repeating the whole CV. Reported per
 (task, model): test accuracy (and balanced accuracy, ROC-AUC) as mean ± std over all
@@ -68,7 +68,7 @@ def run_one(task: str, model: str, args: argparse.Namespace, config_pairs: list[
     """Cross-validate ``model`` on ``task``; the record of that run."""
     from neurossm.config import parse_overrides
     from neurossm.io import read_json
-    from neurossm.training.runner import ExperimentOptions, run_experiment
+    from neurossm.pipeline import ExperimentOptions, run_experiment
 
     data_pairs = [f"signal_form={TASKS[task]}", f"n_scans={args.n_scans}", f"n_times={args.n_times}",
                   f"amplitude={args.amplitude}", *args.data_option]

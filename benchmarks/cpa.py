@@ -9,7 +9,7 @@ Two measurements:
     as ``--skip_cross_validation`` does); NeuroSSM is trained on the training side with the
     harness' defaults for SYNTHETIC, and CPA (true class) explains the holdout scans. Reported per
     class: recall of the planted ROIs in the top quarter of the class-mean ``cpa_score`` and the
-    pathway agreement, both from :func:`neurossm.explain.recovery.planted_recovery`, with the
+    pathway agreement, both from :func:`neurossm.reference.recovery.planted_recovery`, with the
     holdout accuracy and the class' mean pathway importance.
 ``speed``
     CPA extraction of one batch of ``--batch-size`` scans at the HCP-Rest shape (400 ROIs × 600
@@ -64,32 +64,26 @@ def _parse() -> argparse.Namespace:
 
 
 def recovery(args: argparse.Namespace, form: str) -> dict:
-    from neurossm.config import parse_overrides, training_defaults
+    from neurossm.config import parse_overrides
+    from neurossm.data.registry import training_defaults
     from neurossm.data.splits import make_splits
     from neurossm.data.synthetic import make_synthetic
     from neurossm.explain.cpa import explain_scan_batch
-    from neurossm.explain.recovery import planted_recovery
+    from neurossm.reference.recovery import planted_recovery
     from neurossm.models.registry import get_model
-    from neurossm.training.estimators import make_estimator
-    from neurossm.training.metrics import classification_metrics
+    from neurossm.pipeline.unit import UnitContext, fit_unit
 
     scale = args.diff_scale if form == "diff" else args.raw_scale
     ds = make_synthetic(seed=args.seed, n_scans=args.n_scans, n_rois=args.n_rois, n_times=args.n_times,
                         signal_form=form, scale=scale, amplitude=args.amplitude, n_signal_rois=args.n_signal_rois)
     training = training_defaults("SYNTHETIC", epochs=args.epochs)
     (split,) = make_splits(ds, args.seed, 5, training.val_fraction, single=True)
-    by_id = {s.scan_id: s for s in ds.scans}
-    train, val, test = ([by_id[i] for i in ids] for ids in (split.train, split.val, split.test))
     spec = get_model("NeuroSSM")
     config = spec.resolve_config(parse_overrides(args.config), None)
-    est = make_estimator(spec, config, n_rois=ds.n_rois, n_classes=ds.n_classes, crop_length=ds.crop_length,
-                         training=training, device=torch.device("cpu"), seed=args.seed)
-    t0 = time.perf_counter()
-    est.fit([s.timeseries for s in train], np.array([s.label for s in train]),
-            [s.timeseries for s in val], np.array([s.label for s in val]))
-    fit_s = time.perf_counter() - t0
+    ctx = UnitContext(dataset=ds, spec=spec, model_config=config, training=training, device=torch.device("cpu"))
+    unit = fit_unit(ctx, split, model_seed=args.seed)  # in memory: no run folder, CPA below on its own
+    est, test, metrics, fit_s = unit.estimator, unit.test, unit.metrics["test"], unit.metrics["fit_seconds"]
     labels = np.array([s.label for s in test])
-    metrics = classification_metrics(labels, est.predict_proba([s.timeseries for s in test]), ds.n_classes)
     t0 = time.perf_counter()
     parts = [explain_scan_batch(est.module, [s.timeseries for s in test[b : b + 16]], ds.crop_length,
                                 targets=labels[b : b + 16]) for b in range(0, len(test), 16)]
@@ -102,7 +96,8 @@ def recovery(args: argparse.Namespace, form: str) -> dict:
                                  ds.class_names, form)
     for c, name in enumerate(ds.class_names):
         per_class[name]["mean_pathway_importance"] = dict(zip(names, importance[labels == c].mean(0).astype(np.float64).round(3).tolist()))
-    return {"form": form, "scale": scale, "n_train": len(train), "n_val": len(val), "n_test": len(test),
+    return {"form": form, "scale": scale, "n_train": unit.metrics["n_train"], "n_val": unit.metrics["n_val"],
+            "n_test": len(test),
             "epochs": training.epochs, "holdout_accuracy": metrics["accuracy"],
             "holdout_balanced_accuracy": metrics["balanced_accuracy"], "fit_s": round(fit_s, 1),
             "explain_s": round(explain_s, 2), "classes": per_class}

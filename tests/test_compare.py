@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from neurossm.compare import COLUMNS, add_arguments, compare_runs, find_run_dirs, paired_tests, run
+from neurossm.cli.compare import add_arguments, run
+from neurossm.compare import COLUMNS, compare_runs, find_run_dirs, paired_tests
 from neurossm.errors import ConfigError, DataNotFoundError
 from neurossm.training.metrics import METRICS
-from neurossm.training.runner import ExperimentOptions, run_experiment
+from neurossm.pipeline import ExperimentOptions, run_experiment
 
 
 def _run(tmp_path, dataset, model: str, name: str, seeds=(0,)):

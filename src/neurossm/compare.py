@@ -25,7 +25,6 @@ comparing learning algorithms. *PAKDD 2004*, LNCS 3056, 3–12.
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +35,10 @@ import pandas as pd
 from scipy import stats
 
 from .errors import ConfigError, DataNotFoundError
-from .io import read_json, write_dataframe
+from .io import read_json
 from .log import get_logger
 from .training.metrics import METRICS, mean_std
+from .training.results import RunDirectory
 
 log = get_logger(__name__)
 
@@ -61,7 +61,23 @@ class Run:
         return set(int(s) for s in self.folds["seed"])
 
     def splits_file(self, seed: int) -> Path:
-        return self.path / "splits" / f"seed_{seed}.json"
+        return RunDirectory(self.path).splits_path(seed)
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Run":
+        """A run's config and per-fold test metrics (from ``seed_*/fold_*/metrics.json``)."""
+        rd = RunDirectory(path)
+        config = rd.read_config()
+        model = config["model"]["name"]
+        preset = config.get("options", {}).get("preset")
+        rows = [{"seed": int(m["seed"]), "fold": int(m["fold"]), **{k: float(m["test"][k]) for k in METRICS},
+                 "n_train": m.get("n_train"), "n_val": m.get("n_val"), "n_test": m.get("n_test")}
+                for m in rd.read_fold_metrics()]
+        if not rows:
+            raise DataNotFoundError(f"{rd.root}: no finished fold (seed_*/fold_*/metrics.json)")
+        folds = pd.DataFrame(rows).sort_values(["seed", "fold"]).reset_index(drop=True)
+        label = f"{model}[{preset}]" if preset else model
+        return cls(rd.root, config["dataset"]["name"], model, label, folds)
 
 
 def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
@@ -73,33 +89,11 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         if not p.exists():
             raise DataNotFoundError(f"{p}: no such run folder or results root")
-        runs = [p] if (p / "summary.json").is_file() else sorted(s.parent for s in p.rglob("summary.json"))
+        runs = [p] if RunDirectory(p).summary_path.is_file() else sorted(s.parent for s in p.rglob("summary.json"))
         if not runs:
             raise DataNotFoundError(f"{p}: no run folder (one with summary.json) in or below it")
         found.extend(r for r in runs if r not in found)
     return found
-
-
-def load_run(path: str | Path) -> Run:
-    """Read a run's config and per-fold test metrics (from ``seed_*/fold_*/metrics.json``)."""
-    path = Path(path)
-    cfg_path = path / "config.json"
-    if not cfg_path.is_file():
-        raise DataNotFoundError(f"{path}: no config.json; is it a run folder?")
-    config = read_json(cfg_path)
-    model = config["model"]["name"]
-    preset = config.get("options", {}).get("preset")
-    rows = []
-    for m_path in sorted(path.glob("seed_*/fold_*/metrics.json")):
-        m = read_json(m_path)
-        rows.append({"seed": int(m["seed"]), "fold": int(m["fold"]),
-                     **{k: float(m["test"][k]) for k in METRICS},
-                     "n_train": m.get("n_train"), "n_val": m.get("n_val"), "n_test": m.get("n_test")})
-    if not rows:
-        raise DataNotFoundError(f"{path}: no finished fold (seed_*/fold_*/metrics.json)")
-    folds = pd.DataFrame(rows).sort_values(["seed", "fold"]).reset_index(drop=True)
-    label = f"{model}[{preset}]" if preset else model
-    return Run(path, config["dataset"]["name"], model, label, folds)
 
 
 def _unique_labels(runs: list[Run]) -> None:
@@ -196,7 +190,7 @@ def compare_runs(run_dirs: Sequence[str | Path], reference_model: str | None = N
         ``(seed, fold)`` pairs where both metrics are defined; the paired columns are NaN on the
         reference's own rows.
     """
-    runs = [load_run(p) for p in find_run_dirs(run_dirs)]
+    runs = [Run.read(p) for p in find_run_dirs(run_dirs)]
     _unique_labels(runs)
     check_same_splits(runs)
     rows = []
@@ -244,23 +238,3 @@ def format_table(table: pd.DataFrame) -> str:
                              f"{r['p_wilcoxon']:>12.3f}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR",
-                        help="run folders (with summary.json), or results roots to search for them")
-    parser.add_argument("--reference", default=None, metavar="NAME",
-                        help="run to compare against, per dataset: a model name (NeuroSSM), a label such as "
-                             "NeuroSSM[single_pathway], or a run folder name (default: NeuroSSM if present, "
-                             "else the first run)")
-    parser.add_argument("--out", default=None, metavar="FILE.csv",
-                        help="also write the table as CSV (one row per dataset, run and metric)")
-
-
-def run(args: argparse.Namespace) -> int:
-    table = compare_runs(args.runs, args.reference)
-    print(format_table(table), end="")
-    if args.out:
-        write_dataframe(args.out, table)
-        log.info("comparison written to %s", args.out)
-    return 0

@@ -1,44 +1,39 @@
-"""The one place that knows each dataset's defaults: atlas, ROI count, crop length, target, training.
+"""Settings shared by every layer: the named atlases, the training settings, ``KEY=VALUE`` overrides.
 
-Everything printed into a run's ``config.json`` is resolved from here plus the command line.
+Each dataset's own defaults (atlas, crop length, training, ...) are in its
+:class:`~neurossm.data.registry.DatasetSpec`, registered by its loader module.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
 
 
 @dataclass(frozen=True)
-class DatasetInfo:
-    """What a named dataset is: its atlas, ROI count, crop length and prediction target."""
+class AtlasInfo:
+    """A named atlas: its ROI count and the other names it goes by in files and on the command line."""
 
     name: str
-    atlas: str
-    n_rois: int | None
-    crop_length: int | None
-    target: str
+    n_rois: int
     description: str
+    aliases: tuple[str, ...] = ()
 
 
-DATASETS: dict[str, DatasetInfo] = {
-    "HCP_REST": DatasetInfo("HCP_REST", "schaefer400", 400, 600, "gender",
-                            "HCP-1200 resting state, Schaefer-400 ROIs, label: gender (F/M)"),
-    "HCP_TASK": DatasetInfo("HCP_TASK", "schaefer400", 400, 150, "task",
-                            "HCP-1200 task fMRI, Schaefer-400 ROIs, label: one of 7 tasks"),
-    "PPMI": DatasetInfo("PPMI", "aal3v2", 166, 100, "diagnosis",
-                        "PPMI resting state, AAL3v2 ROIs, label: Parkinson's disease vs control"),
-    "CUSTOM": DatasetInfo("CUSTOM", "custom", None, None, "label",
-                          "your own ROI time series: a folder of per-scan files and labels.csv"),
-    "SYNTHETIC": DatasetInfo("SYNTHETIC", "synthetic", None, None, "label",
-                             "generated from a seed, with known ground truth"),
+# The one table of named atlases (how each is loaded: neurossm.atlas).
+ATLASES: dict[str, AtlasInfo] = {
+    "schaefer400": AtlasInfo("schaefer400", 400, "Schaefer 2018, 400 parcels, 7 networks, 2 mm"),
+    "aal3v2": AtlasInfo("aal3v2", 166, "AAL3v2, 166 regions", aliases=("aal3",)),
 }
 
-# Names the seed's atlases go by in files and on the command line.
-ATLAS_N_ROIS = {"schaefer400": 400, "aal3v2": 166}
+
+def named_atlas(spec: str) -> AtlasInfo | None:
+    """The named atlas ``spec`` stands for (case, ``-`` and ``_`` ignored), or ``None``."""
+    key = str(spec).strip().lower().replace("-", "").replace("_", "")
+    return next((a for a in ATLASES.values() if key == a.name or key in a.aliases), None)
 
 
 @dataclass
@@ -81,33 +76,6 @@ class TrainingConfig:
         return dataclasses.asdict(self)
 
 
-# Per-dataset training defaults (epochs, lr, schedule, batch size); crop lengths are in DATASETS.
-TRAINING_DEFAULTS: dict[str, TrainingConfig] = {
-    "HCP_REST": TrainingConfig(epochs=20, batch_size=16, lr=5e-4),
-    "HCP_TASK": TrainingConfig(epochs=20, batch_size=16, lr=1e-3),
-    "PPMI": TrainingConfig(epochs=30, batch_size=16, lr=5e-4),
-    "CUSTOM": TrainingConfig(),
-    "SYNTHETIC": TrainingConfig(epochs=15, batch_size=16, lr=2e-3, warmup_epochs=1),
-}
-
-
-def dataset_info(name: str) -> DatasetInfo:
-    key = name.upper()
-    if key not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    return DATASETS[key]
-
-
-def training_defaults(dataset: str, **overrides: Any) -> TrainingConfig:
-    """The dataset's training defaults with the given fields replaced (``None`` keeps the default)."""
-    base = TRAINING_DEFAULTS[dataset_info(dataset).name]
-    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
-    unknown = set(overrides) - fields
-    if unknown:
-        raise ConfigError(f"unknown training option(s) {sorted(unknown)}; known: {sorted(fields)}")
-    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
-
-
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     """``["d_model=64", "scales=1,2"]`` → ``{"d_model": 64, "scales": (1, 2)}`` (YAML scalars)."""
     import yaml
@@ -125,18 +93,3 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
                 value = tuple(value)
         out[key.strip()] = value
     return out
-
-
-@dataclass
-class RunOptions:
-    """Harness options shared by ``tester.py`` and ``neurossm train`` (resolved, then saved)."""
-
-    dataset: str
-    model: str
-    seeds: tuple[int, ...] = (0,)
-    folds: int = 5
-    device: str = "cpu"
-    crop_length: int | None = None
-    skip_cross_validation: bool = False
-    analysis: bool = False
-    model_config: dict[str, Any] = field(default_factory=dict)

@@ -99,6 +99,21 @@ def write_dataframe(path: str | os.PathLike, frame: Any, sep: str = ",") -> Path
     return write_text(path, frame.to_csv(index=False, sep=sep, lineterminator="\n"))
 
 
+def read_csv_or_none(path: str | os.PathLike, **kwargs: Any):
+    """A CSV as a DataFrame, or ``None`` when it is missing, empty or has no columns (readers of
+    partial outputs: a run stopped mid-way, a model without epochs)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        return None
+    return frame if len(frame.columns) else None
+
+
 def write_once(path: str | os.PathLike, text: str) -> bool:
     """Create ``path`` holding ``text`` unless it exists; ``True`` when this call created it.
 

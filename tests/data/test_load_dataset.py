@@ -5,14 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurossm.config import DATASETS
-from neurossm.data import DATASET_OPTIONS, load_dataset
+from neurossm.data import get_dataset, list_datasets, load_dataset
 from neurossm.data.records import flatten_records, number_ids, prepare_timeseries
 from neurossm.errors import ConfigError, DataFormatError, DataNotFoundError
 
 
-def test_every_dataset_has_an_options_entry():
-    assert set(DATASET_OPTIONS) == set(DATASETS)
+def test_every_builtin_dataset_is_registered_with_its_defaults():
+    assert list_datasets()[:5] == ["HCP_REST", "HCP_TASK", "PPMI", "CUSTOM", "SYNTHETIC"]
+    for name in list_datasets():
+        spec = get_dataset(name.lower())
+        assert spec.name == name and callable(spec.loader) and spec.description and spec.target
+        assert spec.training.epochs > 0
 
 
 def test_unknown_dataset_is_refused():
@@ -65,8 +68,8 @@ def test_custom_needs_a_data_root():
 
 
 def test_task_release_all_parses_to_none():
-    assert DATASET_OPTIONS["HCP_TASK"]["task_release"].convert("task_release", "all") is None
-    assert DATASET_OPTIONS["HCP_TASK"]["task_release"].convert("task_release", "Q3") == "Q3"
+    assert get_dataset("HCP_TASK").options["task_release"].convert("task_release", "all") is None
+    assert get_dataset("HCP_TASK").options["task_release"].convert("task_release", "Q3") == "Q3"
 
 
 def test_prepare_transposes_when_the_roi_count_decides(rng):

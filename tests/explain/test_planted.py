@@ -11,7 +11,7 @@ from neurossm.config import TrainingConfig
 from neurossm.data.splits import make_splits
 from neurossm.data.synthetic import make_synthetic
 from neurossm.explain.cpa import explain_scan_batch
-from neurossm.explain.recovery import planted_recovery
+from neurossm.reference.recovery import planted_recovery
 from neurossm.models.registry import get_model
 from neurossm.training.estimators import make_estimator
 

@@ -208,3 +208,33 @@ def test_features_state_round_trip_through_npz(name):
     rebuilt = spec.build(R, N_CLASSES, T, config)
     rebuilt.set_state(state)
     np.testing.assert_allclose(rebuilt.predict_log_proba(X), model.predict_log_proba(X))
+
+
+# Models CPA must be able to explain (DESIGN §6); the others are checked to be refused cleanly.
+EXPLAINABLE = {"NeuroSSM"}
+
+
+@pytest.mark.parametrize("name", _names())
+def test_attribution_contract(name):
+    """A model is explainable exactly when it implements ``PathwayModel``; the class-level check
+    (made before a run builds anything) agrees with the instance, and the pieces compose to the
+    model's own logits, with one pathway ablatable before fusion."""
+    from neurossm.errors import ConfigError
+    from neurossm.explain.contract import PathwayModel, check_explainable, is_explainable
+
+    spec, model = _build(name)
+    assert is_explainable(spec.cls) == isinstance(model, PathwayModel) == (name in EXPLAINABLE)
+    if name not in EXPLAINABLE:
+        with pytest.raises(ConfigError, match=name):
+            check_explainable(spec.cls, name)
+        return
+    model.eval()
+    x = _input()
+    with torch.no_grad():
+        inputs = model.pathway_inputs(x)
+        vectors = model.pathway_vectors(inputs)  # (B, P, d)
+        assert len(inputs) == vectors.shape[1] == len(model.pathway_names)
+        torch.testing.assert_close(model.classify(vectors), model(x))
+        mask = torch.ones(len(inputs))
+        mask[0] = 0
+        assert model.classify(vectors, mask).shape == (B, N_CLASSES)

@@ -3,7 +3,7 @@
 import pytest
 
 from neurossm.data.synthetic import make_synthetic
-from neurossm.training.runner import ExperimentOptions, run_experiment
+from neurossm.pipeline import ExperimentOptions, run_experiment
 
 # Small enough for one thread in seconds: level shifts at scale 1 live in the first difference at
 # scale 1, so the raw and diff pathways of that scale suffice.

@@ -2,6 +2,7 @@
 
 import faulthandler
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -14,11 +15,9 @@ import pytest
 from neurossm.cli import main as cli_main
 from neurossm.errors import ConfigError
 from neurossm.io import write_once
-from neurossm.pipeline import executors
+from neurossm.pipeline import ExperimentOptions, executors, run_experiment, runner
 from neurossm.pipeline.executors import RayExecutor, UnitTask
 from neurossm.pipeline.summarize import UnitsMissing, summarize_run
-from neurossm.training import runner
-from neurossm.training.runner import ExperimentOptions, run_experiment
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 # A tiny GRU, one epoch, no dropout: a torch model, so the comparison covers CPU training.
@@ -178,7 +177,9 @@ def test_write_once_keeps_the_first_file_and_leaves_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
 
 
-def test_inline_prints_one_progress_line_per_unit(tmp_path, tiny_dataset, caplog):
+def test_inline_prints_one_progress_line_per_unit(tmp_path, tiny_dataset, caplog, monkeypatch):
+    # The command line's setup_logging (run by earlier tests) stops propagation to caplog's handler.
+    monkeypatch.setattr(logging.getLogger("neurossm"), "propagate", True)
     caplog.set_level("INFO", logger="neurossm")
     # --only all four units: the same units and lines, without the summary's report (seconds).
     run_experiment(_opts(tmp_path, "p", only=ALL_UNITS), dataset=tiny_dataset)

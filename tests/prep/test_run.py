@@ -9,18 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neurossm.cli import main
-from neurossm.prep.cli import add_arguments, run
+from neurossm.cli import main, standalone_parser
 from neurossm.prep.run import discover, read_labels, scan_identity
 
 
 def prep_parser() -> argparse.ArgumentParser:
     """The ``neurossm prep`` parser alone: ``neurossm.cli.main`` with it handles errors and exit
     codes as the console script does, without importing every other subcommand (torch, ...)."""
-    parser = argparse.ArgumentParser(prog="neurossm prep")
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-    return parser
+    return standalone_parser("prep")
 
 
 @pytest.fixture
@@ -174,7 +170,7 @@ def test_identity_discovery_and_label_tables(tmp_path, tools, rng):
 
 def test_prep_output_loads_as_custom_dataset_and_trains(prep, bids, tmp_path):
     from neurossm.data import load_dataset
-    from neurossm.training.runner import ExperimentOptions, run_experiment
+    from neurossm.pipeline import ExperimentOptions, run_experiment
 
     assert prep(*labels_args(bids)) == 0
     ds = load_dataset("CUSTOM", data_root=prep.out)  # (4, 40) scans: ROI-first by convention
@@ -186,6 +182,7 @@ def test_prep_output_loads_as_custom_dataset_and_trains(prep, bids, tmp_path):
 
 
 def test_prep_is_a_subcommand_of_the_console_script():
-    from neurossm.cli import SUBCOMMANDS
+    from neurossm.cli import SUBCOMMANDS, build_parser
 
-    assert SUBCOMMANDS["prep"][0] == "prep.cli"
+    assert SUBCOMMANDS["prep"][0] == "prep"
+    assert "prep" in build_parser().parse_args(["prep", "--bold", "x", "--atlas", "a", "--out", "o"]).command

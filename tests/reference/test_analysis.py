@@ -1,19 +1,15 @@
-import argparse
-
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 
-from neurossm.reference import cli
+from neurossm.cli import main, standalone_parser
 from neurossm.reference import neurosynth as ns
 from neurossm.reference.maps import MAP_FILES
 
 
 def _run(argv):
-    parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
-    return cli.run(parser.parse_args([str(a) for a in argv]))
+    return main([str(a) for a in argv], standalone_parser("reference"))
 
 
 def _argv(cpa_root, out, neurosynth_fixture_dir, terms_file, tmp_path, *extra):
@@ -107,5 +103,5 @@ def test_roi_count_mismatch_is_a_clear_error(cpa_root, tmp_path, caplog):
 
 def test_no_cpa_files_is_reported(tmp_path, caplog):
     (tmp_path / "root").mkdir()
-    assert _run(["--root", tmp_path / "root", "--out", tmp_path / "o"]) == 1
+    assert _run(["--root", tmp_path / "root", "--out", tmp_path / "o"]) == 2  # user error: nothing to score
     assert "no CPA files" in caplog.text

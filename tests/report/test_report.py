@@ -1,4 +1,3 @@
-import argparse
 import os
 import re
 
@@ -7,15 +6,14 @@ import pytest
 
 from neurossm.errors import DataNotFoundError
 from neurossm.report import build_report
-from neurossm.report.cli import add_arguments
-from neurossm.report.cli import run as run_cli
+from neurossm.cli import main, standalone_parser
 from neurossm.report.inputs import (
+    RunData,
     default_cpa_dir,
     default_reference_dir,
     load_cpa,
-    load_run,
 )
-from neurossm.training.runner import ExperimentOptions, run_experiment
+from neurossm.pipeline import ExperimentOptions, run_experiment
 from report_pages import SECTIONS, images, section
 
 def test_full_report_has_every_section_filled(full_report):
@@ -69,7 +67,7 @@ def test_defaults_find_the_cpa_files_and_a_newer_reference(tmp_path, fake, monke
     cpa = fake.cpa(tmp_path / "Analysis")
     ref = fake.reference(tmp_path / "Analysis" / "Explainability_Results")
     monkeypatch.chdir(tmp_path / "Results")  # not the run's working directory: found through the run folder
-    run = load_run(run_dir)
+    run = RunData.read(run_dir)
     assert default_cpa_dir(run) == cpa
     assert load_cpa(cpa, run.seeds).n_files == 8
     assert load_cpa(cpa, [1]) is None
@@ -80,7 +78,7 @@ def test_defaults_find_the_cpa_files_and_a_newer_reference(tmp_path, fake, monke
         os.utime(p, (old, old))
     assert default_reference_dir(run) is None
     # A run without --analysis wrote no CPA files, whatever lies in Analysis/.
-    assert default_cpa_dir(load_run(fake.run(tmp_path / "other", analysis=False))) is None
+    assert default_cpa_dir(RunData.read(fake.run(tmp_path / "other", analysis=False))) is None
 
 
 def test_a_broken_section_is_reported_and_the_rest_is_kept(tmp_path, fake, caplog):
@@ -125,11 +123,8 @@ def test_cli_rebuilds_with_explicit_folders(tmp_path, fake, capsys):
     run = fake.run(tmp_path)
     cpa = fake.cpa(tmp_path / "elsewhere")
     out = tmp_path / "out" / "page.html"
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args([str(run), "--cpa-dir", str(cpa), "--reference-dir", str(tmp_path / "none"),
-                              "--out", str(out)])
-    assert run_cli(args) == 0
+    argv = [str(run), "--cpa-dir", str(cpa), "--reference-dir", str(tmp_path / "none"), "--out", str(out)]
+    assert main(argv, standalone_parser("report")) == 0
     assert capsys.readouterr().out.strip() == str(out)
     page = out.read_text(encoding="utf-8")
     assert images(section(page, "pathway-importance"))

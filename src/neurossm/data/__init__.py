@@ -10,104 +10,35 @@ The seed files ``dataset_hcp*_schaefer.npy`` (object arrays) and
 load only files you made yourself or received from someone you trust. The format reference is
 ``docs/datasets.md``.
 
-The helpers the file loaders share live in :mod:`neurossm.data.records`; the loader modules are
-imported lazily so that this package imports nothing heavy.
+Each loader module registers its dataset(s) in :mod:`neurossm.data.registry` (atlas, ROI
+count, crop length, target, class names, options, training defaults, reference terms); the
+helpers the file loaders share live in :mod:`neurossm.data.records`. The loader modules are
+imported on the first look-up, so that importing this package imports nothing heavy.
 """
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..config import dataset_info
 from ..errors import ConfigError
+from .registry import (DEFAULT_DATA_ROOT, DatasetOption, DatasetSpec, get_dataset, list_datasets, register_dataset,
+                       training_defaults)
 from .scans import Drop, Scan, ScanDataset
 
 __all__ = [
-    "DATASET_OPTIONS",
     "DEFAULT_DATA_ROOT",
     "DatasetOption",
+    "DatasetSpec",
     "Drop",
     "Scan",
     "ScanDataset",
+    "get_dataset",
+    "list_datasets",
     "load_dataset",
+    "register_dataset",
+    "training_defaults",
 ]
-
-DEFAULT_DATA_ROOT = Path("Dataset/Data")
-
-
-def _optional_str(value: str) -> str | None:
-    return None if value.strip().lower() in ("", "none", "all") else value.strip()
-
-
-def _int_lists(value: str) -> list[list[int]]:
-    # "0,1,2;5,6" -> [[0, 1, 2], [5, 6]]: one group of ROI indices per class
-    return [[int(v) for v in group.split(",") if v.strip()] for group in value.split(";")]
-
-
-def _names(value: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip())
-
-
-def _optional_int(value: str) -> int | None:
-    return None if value.strip().lower() in ("", "none") else int(value)
-
-
-@dataclass(frozen=True)
-class DatasetOption:
-    """One extra option of a loader, as the command line shows it.
-
-    ``parse`` turns the command-line string into the value; values that are not strings (from
-    Python callers) pass through unchanged.
-    """
-
-    default: Any
-    parse: Callable[[str], Any]
-    help: str
-    choices: tuple[str, ...] | None = None
-
-    def convert(self, name: str, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                value = self.parse(value)
-            except ValueError as exc:
-                raise ConfigError(f"option {name}={value!r}: {exc}") from exc
-        if self.choices is not None and value not in self.choices:
-            raise ConfigError(f"option {name}={value!r}; choose one of {', '.join(self.choices)}")
-        return value
-
-
-DATASET_OPTIONS: dict[str, dict[str, DatasetOption]] = {
-    "HCP_REST": {},
-    "HCP_TASK": {
-        "task_release": DatasetOption(
-            "Q1", _optional_str,
-            "keep subjects whose pheno.csv Release equals this value (the original code kept 'Q1'); "
-            "'all' keeps every subject"),
-    },
-    "PPMI": {},
-    "CUSTOM": {
-        "atlas": DatasetOption("custom", str, "atlas name recorded with the data (e.g. aal3v2, schaefer400)"),
-    },
-    "SYNTHETIC": {
-        "n_scans": DatasetOption(120, int, "number of scans"),
-        "n_subjects": DatasetOption(None, _optional_int, "number of subjects (default: one per scan)"),
-        "n_times": DatasetOption(200, int, "time points per scan"),
-        "n_classes": DatasetOption(2, int, "number of classes (balanced)"),
-        "signal_form": DatasetOption("diff", str, "where the class signal lives",
-                                     choices=("diff", "raw", "connectivity")),
-        "n_signal_rois": DatasetOption(4, int, "signal ROIs per class"),
-        "signal_rois": DatasetOption(None, _int_lists,
-                                     "signal ROIs per class, e.g. '0,1,2;5,6' (default: drawn from the seed)"),
-        "scale": DatasetOption(1, int, "temporal scale: samples per level block (diff) or period multiplier (raw)"),
-        "amplitude": DatasetOption(1.0, float, "signal std relative to the ROI's own noise std"),
-        "noise": DatasetOption("ar1", str, "private ROI noise", choices=("ar1", "white")),
-        "class_names": DatasetOption(None, _names, "class names, e.g. 'rest,task' (default: class0, class1, ...)"),
-        "atlas": DatasetOption("synthetic", str, "atlas the ROIs stand for (aal3v2 needs n_rois=166)"),
-    },
-}
 
 
 def load_dataset(
@@ -119,12 +50,13 @@ def load_dataset(
     seed: int = 0,
     **options: Any,
 ) -> ScanDataset:
-    """Load dataset ``name`` (case-insensitive: HCP_REST, HCP_TASK, PPMI, CUSTOM, SYNTHETIC).
+    """Load dataset ``name`` (case-insensitive: HCP_REST, HCP_TASK, PPMI, CUSTOM, SYNTHETIC, or any
+    dataset a module registered).
 
     Parameters
     ----------
     name : str
-        Dataset name; :data:`neurossm.config.DATASETS` holds each one's atlas, ROI count and crop.
+        Dataset name; :func:`~neurossm.data.registry.get_dataset` gives its atlas, ROI count and crop.
     data_root : str or Path, optional
         Folder of the seed files (default ``Dataset/Data``), or the CUSTOM folder (required there).
         SYNTHETIC ignores it.
@@ -137,37 +69,17 @@ def load_dataset(
     seed : int
         Seed of the SYNTHETIC generator (file loaders are deterministic and ignore it).
     **options
-        Loader options, listed in :data:`DATASET_OPTIONS`; strings are parsed as on the command line.
+        Loader options, listed in the dataset's ``options``; strings are parsed as on the command line.
     """
-    info = dataset_info(name)
-    known = DATASET_OPTIONS[info.name]
+    spec = get_dataset(name)
+    known = spec.options
     unknown = sorted(set(options) - set(known))
     if unknown:
         listed = ", ".join(known) or "none"
-        raise ConfigError(f"{info.name}: unknown option(s) {unknown}; its options are: {listed}")
+        raise ConfigError(f"{spec.name}: unknown option(s) {unknown}; its options are: {listed}")
     opts = {k: known[k].convert(k, v) for k, v in options.items()}
     n_rois = int(n_rois) if n_rois is not None else None
-    crop_length = int(crop_length) if crop_length is not None else info.crop_length
+    crop_length = int(crop_length) if crop_length is not None else spec.crop_length
     if crop_length is not None and crop_length < 1:
         raise ConfigError(f"crop_length must be a positive number of time points, got {crop_length}")
-
-    if info.name == "SYNTHETIC":
-        from .synthetic import make_synthetic
-
-        if n_rois is not None:
-            opts["n_rois"] = n_rois
-        return make_synthetic(seed=seed, crop_length=crop_length, **opts)
-    if info.name == "CUSTOM":
-        if data_root is None:
-            raise ConfigError("CUSTOM needs --data-root DIR: a folder of per-scan files plus labels.csv "
-                              "(see docs/datasets.md)")
-        from .folder import load_folder
-
-        return load_folder(data_root, n_rois=n_rois, crop_length=crop_length, **opts)
-
-    root = Path(data_root) if data_root is not None else DEFAULT_DATA_ROOT
-    loaders = {"HCP_REST": ("hcp", "load_hcp_rest"), "HCP_TASK": ("hcp", "load_hcp_task"),
-               "PPMI": ("ppmi", "load_ppmi")}
-    module, func = loaders[info.name]
-    loader = getattr(importlib.import_module(f"{__name__}.{module}"), func)
-    return loader(root, n_rois=n_rois if n_rois is not None else info.n_rois, crop_length=crop_length, **opts)
+    return spec.loader(data_root, n_rois=n_rois, crop_length=crop_length, seed=seed, **opts)

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataFormatError, DataNotFoundError
+from ..errors import ConfigError, DataFormatError, DataNotFoundError
 from ..log import get_logger
 from .records import prepare_timeseries, subject_str
+from .registry import DatasetOption, DatasetSpec, register_dataset
 from .scans import Drop, Scan, ScanDataset, assemble
 
 log = get_logger(__name__)
@@ -182,3 +183,16 @@ def _classes(labels: list[str]) -> tuple[tuple[str, ...], dict[str, int]]:
     order = sorted(set(values.values()))
     names = tuple(str(v) for v in order)
     return names, {lab: order.index(v) for lab, v in values.items()}
+
+
+def _load(data_root, *, n_rois, crop_length, seed, **options):
+    if data_root is None:
+        raise ConfigError("CUSTOM needs --data-root DIR: a folder of per-scan files plus labels.csv "
+                          "(see docs/datasets.md)")
+    return load_folder(data_root, n_rois=n_rois, crop_length=crop_length, **options)
+
+
+register_dataset(DatasetSpec(
+    "CUSTOM", "custom", None, None, "label",
+    "your own ROI time series: a folder of per-scan files and labels.csv", _load,
+    options={"atlas": DatasetOption("custom", str, "atlas name recorded with the data (e.g. aal3v2, schaefer400)")}))

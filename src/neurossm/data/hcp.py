@@ -21,11 +21,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..config import dataset_info
+from ..config import ATLASES, TrainingConfig
 from ..errors import DataFormatError, DataNotFoundError
 from ..log import get_logger
 from .records import (TIMESERIES_KEYS, Record, atlas_for, describe, flatten_records, number_ids, pick,
                prepare_timeseries, split_runs, subject_str)
+from .registry import DEFAULT_DATA_ROOT, DatasetOption, DatasetSpec, optional_str, register_dataset
 from .scans import Drop, Scan, ScanDataset, assemble
 
 log = get_logger(__name__)
@@ -37,12 +38,12 @@ PHENO_FILE = Path("HCP_1200") / "Preprocessed" / "pheno.csv"
 GENDERS = ("F", "M")
 TASKS = ("EMOTION", "GAMBLING", "LANGUAGE", "MOTOR", "RELATIONAL", "SOCIAL", "WM")
 TASK_KEYS = ("task", "task_name", "label", "condition")
-_REST, _TASK = dataset_info("HCP_REST"), dataset_info("HCP_TASK")
-SCHAEFER_N_ROIS = _REST.n_rois
+SCHAEFER_N_ROIS = ATLASES["schaefer400"].n_rois
+REST_CROP, TASK_CROP = 600, 150
 
 
-def load_hcp_rest(data_root: str | Path, *, n_rois: int = _REST.n_rois,
-                  crop_length: int | None = _REST.crop_length) -> ScanDataset:
+def load_hcp_rest(data_root: str | Path, *, n_rois: int = SCHAEFER_N_ROIS,
+                  crop_length: int | None = REST_CROP) -> ScanDataset:
     """HCP resting state; label: gender from ``pheno.csv`` (class names ``("F", "M")``).
 
     A subject stored with several arrays (a list) gives scans ``<subject>_1``, ``<subject>_2``, ...
@@ -63,12 +64,12 @@ def load_hcp_rest(data_root: str | Path, *, n_rois: int = _REST.n_rois,
             continue
         ts = prepare_timeseries(rec.array, n_rois, f"{path}: scan {sid}{_atlas_text(n_rois)}")
         scans.append(Scan(sid, rec.subject, GENDERS.index(gender), ts, {"source": str(path)}))
-    return assemble("HCP_REST", scans, GENDERS, atlas=atlas_for(_REST.atlas, SCHAEFER_N_ROIS, n_rois),
+    return assemble("HCP_REST", scans, GENDERS, atlas=atlas_for("schaefer400", SCHAEFER_N_ROIS, n_rois),
                     n_rois=n_rois, crop_length=crop_length, dropped=dropped, source=str(path))
 
 
-def load_hcp_task(data_root: str | Path, *, n_rois: int = _TASK.n_rois,
-                  crop_length: int | None = _TASK.crop_length, task_release: str | None = "Q1") -> ScanDataset:
+def load_hcp_task(data_root: str | Path, *, n_rois: int = SCHAEFER_N_ROIS,
+                  crop_length: int | None = TASK_CROP, task_release: str | None = "Q1") -> ScanDataset:
     """HCP task fMRI; label: the task (class names :data:`TASKS`, in that order).
 
     Parameters
@@ -108,7 +109,7 @@ def load_hcp_task(data_root: str | Path, *, n_rois: int = _TASK.n_rois,
         log.info("HCP_TASK: release filter Release == %r kept %d scan(s) of %d subject(s), dropped %d scan(s) "
                  "of %d subject(s)", task_release, len(scans), len(kept_subjects), len(release_dropped),
                  len(set(release_dropped)))
-    return assemble("HCP_TASK", scans, TASKS, atlas=atlas_for(_TASK.atlas, SCHAEFER_N_ROIS, n_rois),
+    return assemble("HCP_TASK", scans, TASKS, atlas=atlas_for("schaefer400", SCHAEFER_N_ROIS, n_rois),
                     n_rois=n_rois, crop_length=crop_length, dropped=dropped, source=str(path))
 
 
@@ -202,3 +203,29 @@ def _runs(value: Any) -> list[Any]:
 
 def _atlas_text(n_rois: int | None) -> str:
     return " (Schaefer-400)" if n_rois == SCHAEFER_N_ROIS else ""
+
+
+def _rest(data_root, *, n_rois, crop_length, seed, **options):
+    return load_hcp_rest(data_root or DEFAULT_DATA_ROOT, n_rois=n_rois or SCHAEFER_N_ROIS, crop_length=crop_length)
+
+
+def _task(data_root, *, n_rois, crop_length, seed, **options):
+    return load_hcp_task(data_root or DEFAULT_DATA_ROOT, n_rois=n_rois or SCHAEFER_N_ROIS, crop_length=crop_length,
+                         **options)
+
+
+register_dataset(DatasetSpec(
+    "HCP_REST", "schaefer400", SCHAEFER_N_ROIS, REST_CROP, "gender",
+    "HCP-1200 resting state, Schaefer-400 ROIs, label: gender (F/M)", _rest, class_names=GENDERS,
+    training=TrainingConfig(epochs=20, batch_size=16, lr=5e-4)))
+register_dataset(DatasetSpec(
+    "HCP_TASK", "schaefer400", SCHAEFER_N_ROIS, TASK_CROP, "task",
+    "HCP-1200 task fMRI, Schaefer-400 ROIs, label: one of 7 tasks", _task, class_names=TASKS,
+    options={"task_release": DatasetOption(
+        "Q1", optional_str,
+        "keep subjects whose pheno.csv Release equals this value (the original code kept 'Q1'); "
+        "'all' keeps every subject")},
+    training=TrainingConfig(epochs=20, batch_size=16, lr=1e-3),
+    terms={"EMOTION": ["emotion", "emotional", "faces"], "GAMBLING": ["reward", "gambling"],
+           "LANGUAGE": ["language", "semantic"], "MOTOR": ["motor"], "RELATIONAL": ["reasoning", "relational"],
+           "SOCIAL": ["social", "theory mind"], "WM": ["working memory"]}))

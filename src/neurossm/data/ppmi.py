@@ -20,26 +20,25 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..config import dataset_info
+from ..config import ATLASES, TrainingConfig
 from ..errors import DataFormatError, DataNotFoundError
-from .records import atlas_for, flatten_records, number_ids, prepare_timeseries
+from .records import atlas_for, flatten_records, number_ids, plain_scalar, prepare_timeseries
+from .registry import DEFAULT_DATA_ROOT, DatasetSpec, register_dataset
 from .scans import Drop, Scan, ScanDataset, assemble
 
 PPMI_FILE = "dataset_ppmi_atlas-AAL-3V2.pickle"
 CLASS_NAMES = ("Control", "PD")
 LABEL_KEYS = ("label", "group", "cohort", "diagnosis", "dx", "class", "y")
-_PPMI = dataset_info("PPMI")
-AAL3_N_ROIS = _PPMI.n_rois
+AAL3_N_ROIS = ATLASES["aal3v2"].n_rois
+PPMI_CROP = 100
 
 _PD = {"pd", "parkinson", "parkinsons", "parkinsondisease", "parkinsonsdisease", "parkinsonian"}
 _CONTROL = {"control", "controls", "hc", "healthycontrol", "healthycontrols", "healthy", "nc",
             "normalcontrol", "cn", "normal"}
 
 
-def load_ppmi(data_root: str | Path, *, n_rois: int = _PPMI.n_rois,
-              crop_length: int | None = _PPMI.crop_length) -> ScanDataset:
+def load_ppmi(data_root: str | Path, *, n_rois: int = AAL3_N_ROIS,
+              crop_length: int | None = PPMI_CROP) -> ScanDataset:
     """PPMI scans labelled ``Control`` (0) or ``PD`` (1); other cohorts dropped and counted."""
     root = Path(data_root)
     path = root / PPMI_FILE
@@ -65,7 +64,7 @@ def load_ppmi(data_root: str | Path, *, n_rois: int = _PPMI.n_rois,
         where = f"{path}: scan {sid}" + (" (AAL3v2)" if n_rois == AAL3_N_ROIS else "")
         ts = prepare_timeseries(rec.array, n_rois, where)
         scans.append(Scan(sid, rec.subject, label, ts, {"source": str(path), "cohort": str(rec.label)}))
-    return assemble("PPMI", scans, CLASS_NAMES, atlas=atlas_for(_PPMI.atlas, AAL3_N_ROIS, n_rois),
+    return assemble("PPMI", scans, CLASS_NAMES, atlas=atlas_for("aal3v2", AAL3_N_ROIS, n_rois),
                     n_rois=n_rois, crop_length=crop_length, dropped=dropped, source=str(path))
 
 
@@ -77,12 +76,7 @@ def ppmi_label(value: Any) -> int | str | None:
     """
     if value is None:
         return None
-    if isinstance(value, (bytes, np.bytes_)):
-        value = value.decode()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    value = plain_scalar(value)
     if isinstance(value, int):
         return int(value)
     text = str(value).strip()
@@ -111,3 +105,15 @@ def _load_pickle(path: Path, root: Path) -> Any:
         # a pandas DataFrame, one row per scan
         obj = obj.to_dict("records")
     return obj
+
+
+def _load(data_root, *, n_rois, crop_length, seed, **options):
+    return load_ppmi(data_root or DEFAULT_DATA_ROOT, n_rois=n_rois or AAL3_N_ROIS, crop_length=crop_length)
+
+
+register_dataset(DatasetSpec(
+    "PPMI", "aal3v2", AAL3_N_ROIS, PPMI_CROP, "diagnosis",
+    "PPMI resting state, AAL3v2 ROIs, label: Parkinson's disease vs control", _load, class_names=CLASS_NAMES,
+    training=TrainingConfig(epochs=30, batch_size=16, lr=5e-4),
+    # Controls map to no term on purpose: no meta-analytic map describes "healthy".
+    terms={"PD": ["parkinson"], "PARKINSON": ["parkinson"], "CONTROL": [], "HC": []}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 
@@ -35,6 +37,15 @@ def window_starts(n_times: int, length: int) -> list[int]:
     return starts
 
 
-def windows(x: np.ndarray, length: int) -> np.ndarray:
-    """The test windows of one scan, stacked: ``(n_windows, n_rois, length)``."""
-    return np.stack([x[..., s : s + length] for s in window_starts(x.shape[-1], length)])
+def window_batches(scans: Sequence[np.ndarray], length: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """All test windows of all scans, and the index of the scan owning each window.
+
+    Testing (:mod:`neurossm.training.estimators`) and CPA (:mod:`neurossm.explain.cpa`) both see
+    a scan through these windows, so an explanation is of the logit the model was tested on.
+    """
+    owners, wins = [], []
+    for i, x in enumerate(scans):
+        for s in window_starts(x.shape[-1], length):
+            owners.append(i)
+            wins.append(x[:, s : s + length])
+    return np.asarray(owners), wins

@@ -49,15 +49,24 @@ TIMESERIES_KEYS = ("roiTimeseries", "roi_timeseries", "timeseries", "time_series
 SUBJECT_KEYS = ("subjectId", "subject_id", "subject", "subj", "sub", "PATNO", "participant_id", "id")
 
 
-def subject_str(value: Any) -> str:
-    """A subject id as text: ``100307``, ``np.int64(100307)``, ``100307.0`` and ``"100307.0"`` give ``'100307'``."""
+def plain_scalar(value: Any) -> Any:
+    """A stored scalar as plain Python: bytes decoded, numpy scalars unwrapped, whole floats as int.
+
+    Pickled and ``.npy`` files hold ids and labels as ``np.int64``, ``b"..."`` or ``100307.0``;
+    every reader of such a value starts here.
+    """
     if isinstance(value, (bytes, np.bytes_)):
         value = value.decode()
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value).strip()
+    return value
+
+
+def subject_str(value: Any) -> str:
+    """A subject id as text: ``100307``, ``np.int64(100307)``, ``100307.0`` and ``"100307.0"`` give ``'100307'``."""
+    text = str(plain_scalar(value)).strip()
     # spreadsheets turn integer ids into "100307.0"
     return text.split(".")[0] if re.fullmatch(r"\d+\.0*", text) else text
 

@@ -43,10 +43,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.signal import lfilter
 
-from ..config import ATLAS_N_ROIS
+from ..config import ATLASES, TrainingConfig
 from ..errors import ConfigError
 from ..io import write_json
 from .preprocess import zscore
+from .registry import DatasetOption, DatasetSpec, int_lists, name_list, optional_int, register_dataset
 from .scans import Scan, ScanDataset, assemble
 
 SIGNAL_FORMS = ("diff", "raw", "connectivity")
@@ -122,8 +123,8 @@ def make_synthetic(
     """
     names = _class_names(class_names, n_classes)
     _check(n_scans, n_subjects, n_rois, n_times, n_classes, signal_form, scale, amplitude, noise)
-    if ATLAS_N_ROIS.get(atlas, n_rois) != n_rois:
-        raise ConfigError(f"atlas={atlas!r} has {ATLAS_N_ROIS[atlas]} ROIs, not n_rois={n_rois}")
+    if atlas in ATLASES and ATLASES[atlas].n_rois != n_rois:
+        raise ConfigError(f"atlas={atlas!r} has {ATLASES[atlas].n_rois} ROIs, not n_rois={n_rois}")
     n_subjects = n_scans if n_subjects is None else int(n_subjects)
     roi_seq, label_seq, noise_seq, signal_seq = np.random.SeedSequence(seed).spawn(4)
     rois = _signal_rois(signal_rois, names, n_rois, n_signal_rois, np.random.default_rng(roi_seq))
@@ -280,3 +281,29 @@ def _signal_rois(given, names: tuple[str, ...], n_rois: int, per_class: int,
         if not group or any(not 0 <= int(r) < n_rois for r in group) or len(set(group)) != len(group):
             raise ConfigError(f"signal_rois for {names[c]}: {group}; give distinct ROI indices in [0, {n_rois})")
     return [sorted(int(r) for r in g) for g in given]
+
+
+def _load(data_root, *, n_rois, crop_length, seed, **options):
+    if n_rois is not None:
+        options["n_rois"] = n_rois
+    return make_synthetic(seed=seed, crop_length=crop_length, **options)
+
+
+register_dataset(DatasetSpec(
+    "SYNTHETIC", "synthetic", None, None, "label", "generated from a seed, with known ground truth", _load,
+    options={
+        "n_scans": DatasetOption(120, int, "number of scans"),
+        "n_subjects": DatasetOption(None, optional_int, "number of subjects (default: one per scan)"),
+        "n_times": DatasetOption(200, int, "time points per scan"),
+        "n_classes": DatasetOption(2, int, "number of classes (balanced)"),
+        "signal_form": DatasetOption("diff", str, "where the class signal lives", choices=SIGNAL_FORMS),
+        "n_signal_rois": DatasetOption(4, int, "signal ROIs per class"),
+        "signal_rois": DatasetOption(None, int_lists,
+                                     "signal ROIs per class, e.g. '0,1,2;5,6' (default: drawn from the seed)"),
+        "scale": DatasetOption(1, int, "temporal scale: samples per level block (diff) or period multiplier (raw)"),
+        "amplitude": DatasetOption(1.0, float, "signal std relative to the ROI's own noise std"),
+        "noise": DatasetOption("ar1", str, "private ROI noise", choices=NOISE_KINDS),
+        "class_names": DatasetOption(None, name_list, "class names, e.g. 'rest,task' (default: class0, class1, ...)"),
+        "atlas": DatasetOption("synthetic", str, "atlas the ROIs stand for (aal3v2 needs n_rois=166)"),
+    },
+    training=TrainingConfig(epochs=15, batch_size=16, lr=2e-3, warmup_epochs=1)))

@@ -30,9 +30,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..io import write_npz
 from ..log import get_logger, progress
-from ..training.estimators import window_batches
+from .files import file_path, write_cpa_file
+from ..data.preprocess import window_batches
 
 log = get_logger(__name__)
 
@@ -135,9 +135,8 @@ def explain_to_files(model: torch.nn.Module, scans, dataset, out_dir: str | Path
         probs = np.exp(res.logits - res.logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         for i, scan in enumerate(chunk):
-            path = out_dir / f"subj_{scan.scan_id}.npz"
-            write_npz(
-                path,
+            path = write_cpa_file(
+                file_path(out_dir, scan.scan_id),
                 scan_id=np.str_(scan.scan_id), subject_id=np.str_(scan.subject_id),
                 label=np.int64(scan.label), pred=np.int64(probs[i].argmax()), probs=probs[i],
                 class_names=np.array(dataset.class_names, dtype=str),

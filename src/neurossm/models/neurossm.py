@@ -136,8 +136,6 @@ class NeuroSSM(nn.Module):
     the fused zero vector.
     """
 
-    supports_cpa = True
-
     def __init__(
         self,
         n_rois: int,

@@ -15,6 +15,7 @@ config written to JSON rebuilds the same model.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -89,12 +90,12 @@ def register_model(
 
 
 def _load_builtin_models() -> None:
-    # Importing the modules runs their @register_model decorators.
-    from . import fc  # noqa: F401
-
+    # Importing the modules runs their @register_model decorators. By name, so that the registry
+    # has no import of the modules that import it (no fc <-> registry cycle).
+    importlib.import_module(f"{__package__}.fc")
     for optional in ("neurossm", "baselines"):
         try:
-            __import__(f"{__package__}.{optional}")
+            importlib.import_module(f"{__package__}.{optional}")
         except ModuleNotFoundError as exc:
             if exc.name != f"{__package__}.{optional}":
                 raise

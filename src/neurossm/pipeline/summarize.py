@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, NeuroSSMError
-from ..io import read_json
+from ..errors import NeuroSSMError
 from ..log import get_logger
+from ..report import build_report
 from ..training.results import RunDirectory
 
 log = get_logger(__name__)
@@ -28,9 +28,9 @@ def expected_units(rd: RunDirectory, options: dict[str, Any]) -> list[tuple[int,
     """The (seed, fold) units of a run, from its split files and its options."""
     units = []
     for seed in options["seeds"]:
-        path = rd.splits_path(seed)
-        if path.is_file():
-            units += [(int(s["seed"]), int(s["fold"])) for s in read_json(path)]
+        saved = rd.read_splits(seed)
+        if saved is not None:
+            units += [(int(s["seed"]), int(s["fold"])) for s in saved]
         else:
             units += [(int(seed), k) for k in range(1 if options["skip_cross_validation"] else options["folds"])]
     return units
@@ -45,10 +45,7 @@ def summarize_run(run_dir: str | Path, partial: bool = False) -> dict[str, Any]:
         Naming the missing units and how to run them.
     """
     rd = RunDirectory(run_dir)
-    config_path = rd.root / "config.json"
-    if not config_path.is_file():
-        raise ConfigError(f"{rd.root}: no config.json there; pass a run folder written by `neurossm train`")
-    config = read_json(config_path)
+    config = rd.read_config()
     expected = expected_units(rd, config["options"])
     missing = sorted(set(expected) - set(rd.completed_folds()))
     if missing and not partial:
@@ -58,10 +55,5 @@ def summarize_run(run_dir: str | Path, partial: bool = False) -> dict[str, Any]:
                            f"`--resume {rd.root}`, then summarize again")
     header = {"dataset": config["dataset"]["name"], "model": config["model"]["name"], "run_dir": str(rd.root)}
     summary = rd.summarise(header, len(expected))
-    try:
-        from ..report import build_report
-    except ImportError:
-        build_report = None
-    if build_report is not None:
-        build_report(rd.root)
+    build_report(rd.root)
     return summary

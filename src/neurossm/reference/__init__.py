@@ -1,5 +1,8 @@
-"""Neurosynth reference analysis of CPA maps (DESIGN §7): ``neurossm reference`` / ``Analysis/run_cpa_analysis.py``."""
+"""Neurosynth reference analysis of CPA maps (DESIGN §7): ``neurossm reference`` / ``Analysis/run_cpa_analysis.py``.
 
-from .analysis import CpaScan, ReferenceOptions, discover_cpa_files, load_cpa_file, run_reference_analysis
+The CPA files it reads are :mod:`neurossm.explain.files`'s.
+"""
 
-__all__ = ["CpaScan", "ReferenceOptions", "discover_cpa_files", "load_cpa_file", "run_reference_analysis"]
+from .analysis import ReferenceOptions, run_reference_analysis
+
+__all__ = ["ReferenceOptions", "run_reference_analysis"]

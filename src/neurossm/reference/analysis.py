@@ -16,7 +16,6 @@ Every input (CPA files, atlases, terms, Neurosynth files) is checked before anyt
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,112 +23,20 @@ import numpy as np
 import pandas as pd
 
 from ..atlas import Atlas, load_atlas
+from ..config import named_atlas
 from ..errors import ConfigError, DataFormatError, DataNotFoundError
+from ..explain.files import CpaScan, discover_cpa_files, read_cpa_file
 from ..io import write_dataframe
 from ..log import get_logger, progress
 from . import maps, neurosynth, scoring, terms as terms_mod
 
 log = get_logger(__name__)
 
-NAMED_ATLASES = {"schaefer400": "schaefer400", "aal3v2": "aal3v2", "aal3": "aal3v2"}
-_KEYS = ("scan_id", "subject_id", "label", "target", "class_names", "pathway_names", "pathway_maps",
-         "pathway_importance", "cpa_score", "atlas", "n_rois")
 SUMMARY_COLUMNS = [
     "dataset", "class", "status", "reason", "terms", "terms_matched", "terms_missing",
     "n_studies_selected", "n_studies_other", "n_rois", "n_rois_atlas", "partial_r", "perm_p",
     "n_perm", "dice_top25", "n_scans", "covariates", "pathway_names", "atlas", "maps_dir",
 ]
-
-
-@dataclass
-class CpaScan:
-    """One ``subj_<id>.npz`` written by the CPA extraction (see DESIGN §6)."""
-
-    path: Path
-    scan_id: str
-    subject_id: str
-    label: int
-    target: int
-    class_names: list[str]
-    pathway_names: list[str]
-    pathway_maps: np.ndarray        # (P, R)
-    pathway_importance: np.ndarray  # (P,)
-    cpa_score: np.ndarray           # (R,)
-    atlas: str
-    n_rois: int
-
-    def class_name(self, group_by: str) -> str:
-        index = self.label if group_by == "label" else self.target
-        if not 0 <= index < len(self.class_names):
-            raise DataFormatError(
-                f"{self.path}: {group_by}={index} but class_names has {len(self.class_names)} entries; "
-                "expected an index into class_names"
-            )
-        return self.class_names[index]
-
-    def contributions(self) -> np.ndarray:
-        """``(P, R)`` calibrated pathway contributions ``w_p · a_p[r]`` (they sum to ``cpa_score``)."""
-        return self.pathway_importance[:, None] * self.pathway_maps
-
-
-def load_cpa_file(path: str | os.PathLike) -> CpaScan:
-    """Read and check one CPA file."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in _KEYS if k not in npz.files]
-            if missing:
-                raise DataFormatError(f"{path}: CPA file lacks {missing}; expected the fields of DESIGN §6 "
-                                      "(re-run the CPA extraction)")
-            raw = {k: npz[k] for k in _KEYS}
-    except DataFormatError:
-        raise
-    except Exception as exc:
-        raise DataFormatError(f"{path}: cannot read as .npz ({exc}); re-run the CPA extraction for this scan") from exc
-    n_rois = int(raw["n_rois"])
-    scan = CpaScan(
-        path=path, scan_id=str(raw["scan_id"]), subject_id=str(raw["subject_id"]),
-        label=int(raw["label"]), target=int(raw["target"]),
-        class_names=[str(c) for c in np.atleast_1d(raw["class_names"])],
-        pathway_names=[str(p) for p in np.atleast_1d(raw["pathway_names"])],
-        pathway_maps=np.asarray(raw["pathway_maps"], dtype=np.float64),
-        pathway_importance=np.asarray(raw["pathway_importance"], dtype=np.float64).ravel(),
-        cpa_score=np.asarray(raw["cpa_score"], dtype=np.float64).ravel(),
-        atlas=str(raw["atlas"]), n_rois=n_rois,
-    )
-    n_paths = len(scan.pathway_names)
-    if scan.cpa_score.shape != (n_rois,):
-        raise DataFormatError(f"{path}: cpa_score has shape {scan.cpa_score.shape}; expected ({n_rois},) (n_rois)")
-    if scan.pathway_maps.shape != (n_paths, n_rois) or scan.pathway_importance.shape != (n_paths,):
-        raise DataFormatError(
-            f"{path}: pathway_maps {scan.pathway_maps.shape}, pathway_importance {scan.pathway_importance.shape}; "
-            f"expected ({n_paths}, {n_rois}) and ({n_paths},) for {n_paths} pathways"
-        )
-    if not np.all(np.isfinite(scan.cpa_score)):
-        raise DataFormatError(f"{path}: cpa_score holds NaN or infinite values; re-run the CPA extraction")
-    return scan
-
-
-def discover_cpa_files(root: str | os.PathLike) -> dict[str, list[Path]]:
-    """``{dataset: [subj_*.npz, ...]}`` from ``root/<DATASET>/seed_<S>/**/subj_*.npz`` (sorted).
-
-    ``root`` may also be one dataset's folder (holding ``seed_*`` folders itself).
-    """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DataNotFoundError(f"{root}: --root folder not found; expected <DATASET>/seed_<S>/subj_*.npz below it")
-    candidates = [root] if any(root.glob("seed_*")) else sorted(p for p in root.iterdir() if p.is_dir())
-    found = {}
-    for folder in candidates:
-        files = sorted(p for p in folder.glob("seed_*/**/subj_*.npz") if p.is_file())
-        if files:
-            found[folder.name] = files
-    if not found:
-        raise DataNotFoundError(
-            f"{root}: no CPA files; expected <DATASET>/seed_<S>/subj_*.npz (or .../seed_<S>/fold_<k>/subj_*.npz). "
-            "Run `neurossm explain` (or tester.py --analysis) first"
-        )
-    return found
 
 
 @dataclass
@@ -171,9 +78,9 @@ def _atlas_for(dataset: str, scans: list[CpaScan], opts: ReferenceOptions, cache
     if len(specs) > 1 or len(counts) > 1:
         raise DataFormatError(f"{dataset}: CPA files mix atlases {specs} / ROI counts {counts}; expected one atlas per dataset")
     spec, n_rois = specs[0], counts[0]
-    key = spec.strip().lower().replace("-", "").replace("_", "")
-    if key in NAMED_ATLASES:
-        source, labels = NAMED_ATLASES[key], None
+    named = named_atlas(spec)
+    if named is not None:
+        source, labels = named.name, None
     elif opts.atlas is not None:
         source, labels = str(opts.atlas), opts.atlas_labels
     elif Path(spec).expanduser().is_file():
@@ -206,7 +113,7 @@ def _collect_inputs(opts: ReferenceOptions) -> list[_DatasetInputs]:
     atlas_cache: dict = {}
     inputs = []
     for dataset, files in found.items():
-        scans = [load_cpa_file(f) for f in progress(files, desc=f"reading {dataset}")]
+        scans = [read_cpa_file(f) for f in progress(files, desc=f"reading {dataset}")]
         pathway_sets = {tuple(s.pathway_names) for s in scans}
         if len(pathway_sets) > 1:
             raise DataFormatError(f"{dataset}: CPA files disagree on pathway_names {sorted(pathway_sets)}; "

@@ -1,4 +1,4 @@
-"""Which Neurosynth terms describe each class: defaults for HCP-Task and PPMI, or a user file.
+"""Which Neurosynth terms describe each class: the dataset's registered terms, or a user file.
 
 Terms are Neurosynth v7 abstract vocabulary entries (``"working memory"``, ``"theory mind"``:
 Neurosynth drops stop words, so "theory of mind" is ``"theory mind"``). They are matched to
@@ -15,23 +15,15 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataNotFoundError
 
-DEFAULT_TERMS: dict[str, dict[str, list[str]]] = {
-    "HCP_TASK": {
-        "EMOTION": ["emotion", "emotional", "faces"],
-        "GAMBLING": ["reward", "gambling"],
-        "LANGUAGE": ["language", "semantic"],
-        "MOTOR": ["motor"],
-        "RELATIONAL": ["reasoning", "relational"],
-        "SOCIAL": ["social", "theory mind"],
-        "WM": ["working memory"],
-    },
-    "PPMI": {
-        "PD": ["parkinson"],
-        "PARKINSON": ["parkinson"],
-        "CONTROL": [],
-        "HC": [],
-    },
-}
+
+def default_terms(dataset: str) -> dict[str, list[str]]:
+    """The terms a dataset registered for its classes (:class:`~neurossm.data.registry.DatasetSpec`);
+    none for a dataset that is not registered (a folder name under ``--root``)."""
+    from ..data.registry import get_dataset, list_datasets
+
+    if dataset.upper() not in list_datasets():
+        return {}
+    return dict(get_dataset(dataset).terms)
 
 
 def _as_term_list(value, source: str, key: str) -> list[str]:
@@ -79,7 +71,7 @@ def terms_for(dataset: str, class_name: str,
     An empty list means "mapped on purpose to no term" (a control group).
     """
     ds, cls = dataset.upper(), class_name.strip().upper()
-    for table in ((overrides or {}).get(ds), (overrides or {}).get("*"), DEFAULT_TERMS.get(ds)):
+    for table in ((overrides or {}).get(ds), (overrides or {}).get("*"), default_terms(ds)):
         if table and cls in table:
             return list(table[cls])
     return None

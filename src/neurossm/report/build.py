@@ -34,7 +34,6 @@ from .inputs import (
     default_reference_dir,
     load_cpa,
     load_reference,
-    load_run,
 )
 
 log = get_logger(__name__)
@@ -75,11 +74,11 @@ def build_report(run_dir: str | Path, *, cpa_dir: str | Path | None = None, refe
         and logged as warnings instead.
     """
     t0 = time.perf_counter()
-    run = load_run(run_dir)
+    run = RunData.read(run_dir)
     runs = [run]
     for extra in extra_runs:
         try:
-            runs.append(load_run(extra))
+            runs.append(RunData.read(extra))
         except NeuroSSMError as exc:
             log.warning("report: extra run left out: %s", exc)
     out = Path(out) if out is not None else run.root / "report.html"

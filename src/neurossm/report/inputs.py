@@ -7,7 +7,6 @@ run. Nothing here plots; :mod:`neurossm.report.plots` draws what these return.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataNotFoundError
-from ..io import read_json
+from ..explain.files import dataset_dir, find_cpa_files, read_cpa_fields, scalar
+from ..io import read_csv_or_none
 from ..log import get_logger
+from ..training.results import RunDirectory
 
 log = get_logger(__name__)
 
-_SEED_FOLD = re.compile(r"seed_(\d+)(?:/fold_(\d+))?")
+_CPA_MEMBERS = ("class_names", "pathway_names", "target", "label", "pathway_importance", "importance_fallback")
 
 
 @dataclass
@@ -54,49 +55,24 @@ class RunData:
             return [c[len("prob_"):] for c in self.predictions.columns if c.startswith("prob_")]
         return []
 
+    @classmethod
+    def read(cls, run_dir: str | Path) -> "RunData":
+        """Read the files of ``run_dir`` (through :class:`~neurossm.training.results.RunDirectory`)."""
+        rd = RunDirectory(run_dir)
+        if not rd.is_run():
+            raise DataNotFoundError(f"{rd.root}: no config.json or summary.json there; is it a run folder "
+                                    "(Results/<DATASET>/<MODEL>/<run>)?")
+        return cls(root=rd.root, config=rd.read_optional_json("config.json"),
+                   dataset=rd.read_optional_json("dataset.json"), summary=rd.read_optional_json("summary.json"),
+                   fold_metrics=rd.read_optional_csv("fold_metrics.csv"),
+                   predictions=rd.read_optional_csv("predictions.csv"), histories=rd.read_histories())
+
     @property
     def seeds(self) -> list[int]:
         seeds = self.config.get("options", {}).get("seeds")
         if seeds:
             return [int(s) for s in seeds]
         return sorted({s for s, _ in self.histories})
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        return read_json(path)
-    except ValueError as exc:
-        log.warning("report: %s is not valid JSON (%s); left out", path, exc)
-        return {}
-
-
-def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame | None:
-    """A CSV, or ``None`` when it is missing or empty (an epoch-less model's history can be)."""
-    if not path.is_file():
-        return None
-    try:
-        frame = pd.read_csv(path, **kwargs)
-    except pd.errors.EmptyDataError:
-        return None
-    return frame if len(frame.columns) else None
-
-
-def load_run(run_dir: str | Path) -> RunData:
-    """Read the files of ``run_dir`` (layout: :mod:`neurossm.training.results`)."""
-    root = Path(run_dir)
-    if not (root / "config.json").is_file() and not (root / "summary.json").is_file():
-        raise DataNotFoundError(f"{root}: no config.json or summary.json there; is it a run folder "
-                                "(Results/<DATASET>/<MODEL>/<run>)?")
-    ids = {"scan_id": str, "subject_id": str}
-    histories = {}
-    for path in sorted(root.glob("seed_*/fold_*/history.csv")):
-        seed, fold = int(path.parent.parent.name.split("_")[1]), int(path.parent.name.split("_")[1])
-        histories[(seed, fold)] = _read_csv(path)
-    return RunData(root=root, config=_read_json(root / "config.json"), dataset=_read_json(root / "dataset.json"),
-                   summary=_read_json(root / "summary.json"), fold_metrics=_read_csv(root / "fold_metrics.csv"),
-                   predictions=_read_csv(root / "predictions.csv", dtype=ids), histories=histories)
 
 
 def _candidates(run: RunData, relative: Path) -> list[Path]:
@@ -119,7 +95,7 @@ def default_cpa_dir(run: RunData) -> Path | None:
     options = run.config.get("options", {})
     if not options.get("analysis"):
         return None
-    rel = Path(options.get("analysis_root") or "Analysis") / "Explainability" / run.dataset_name
+    rel = dataset_dir(options.get("analysis_root") or "Analysis", run.dataset_name)
     return next((p for p in _candidates(run, rel) if p.is_dir()), None)
 
 
@@ -132,7 +108,7 @@ def default_reference_dir(run: RunData) -> Path | None:
     analysis has been run on this run's maps.
     """
     rel = Path(run.config.get("options", {}).get("analysis_root") or "Analysis") / "Explainability_Results"
-    finished = run.root / "summary.json"
+    finished = RunDirectory(run.root).summary_path
     since = finished.stat().st_mtime if finished.is_file() else 0.0
     for p in _candidates(run, rel):
         stamps = [q.stat().st_mtime for q in (p / "summary.csv", p / "maps" / run.dataset_name) if q.exists()]
@@ -153,18 +129,10 @@ class CpaSet:
     n_files: int
 
 
-def _scalar(value: np.ndarray) -> Any:
-    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
-
-
 def load_cpa(cpa_dir: str | Path, seeds: list[int] | None = None) -> CpaSet | None:
     """Read ``subj_*.npz`` under ``cpa_dir`` (of ``seeds`` only, when given); ``None`` if there are none."""
     root = Path(cpa_dir)
-    files = sorted(root.rglob("subj_*.npz"))
-    if seeds:
-        keep = {int(s) for s in seeds}
-        files = [f for f in files if (m := _SEED_FOLD.search(f.relative_to(root).as_posix())) is None
-                 or int(m.group(1)) in keep]
+    files = find_cpa_files(root, seeds)
     if not files:
         return None
     class_names: list[str] = []
@@ -172,15 +140,14 @@ def load_cpa(cpa_dir: str | Path, seeds: list[int] | None = None) -> CpaSet | No
     rows: dict[int, list[np.ndarray]] = {}
     fallback = 0
     for path in files:
-        # Only the members the report needs: an npz decompresses a member when it is read.
-        with np.load(path, allow_pickle=False) as z:
-            if not class_names:
-                class_names = [str(c) for c in z["class_names"]]
-                pathway_names = [str(p) for p in z["pathway_names"]]
-            target = int(_scalar(z["target"] if "target" in z.files else z["label"]))
-            rows.setdefault(target, []).append(np.asarray(z["pathway_importance"], dtype=np.float64))
-            if "importance_fallback" in z.files and bool(_scalar(z["importance_fallback"])):
-                fallback += 1
+        z = read_cpa_fields(path, _CPA_MEMBERS)  # only the members the report needs
+        if not class_names:
+            class_names = [str(c) for c in z["class_names"]]
+            pathway_names = [str(p) for p in z["pathway_names"]]
+        target = int(scalar(z["target"] if "target" in z else z["label"]))
+        rows.setdefault(target, []).append(np.asarray(z["pathway_importance"], dtype=np.float64))
+        if "importance_fallback" in z and bool(scalar(z["importance_fallback"])):
+            fallback += 1
     importance = {}
     for target in sorted(rows):
         name = class_names[target] if 0 <= target < len(class_names) else f"class {target}"
@@ -201,7 +168,7 @@ class ReferenceSet:
 def load_reference(reference_dir: str | Path, dataset: str) -> ReferenceSet | None:
     """``summary.csv`` (rows of ``dataset`` when it has a dataset column) and ``maps/<dataset>/<class>/``."""
     root = Path(reference_dir)
-    summary = _read_csv(root / "summary.csv")
+    summary = read_csv_or_none(root / "summary.csv")
     if summary is not None and "dataset" in summary.columns:
         mine = summary[summary["dataset"].astype(str).str.upper() == dataset.upper()]
         summary = mine if len(mine) else summary

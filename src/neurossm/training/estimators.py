@@ -3,7 +3,7 @@
 ``TorchEstimator`` trains an ``nn.Module`` on random crops with AdamW and keeps the epoch with
 the best validation score; ``FeatureEstimator`` fits a scikit-learn-style model on one random
 crop per scan. Both predict a scan by averaging over its test windows
-(:func:`neurossm.data.preprocess.windows`), so every model sees at test time the length it was
+(:func:`neurossm.data.preprocess.window_batches`), so every model sees at test time the length it was
 trained on and every time point of the scan counts.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import TrainingConfig
-from ..data.preprocess import random_crop, window_starts
+from ..data.preprocess import random_crop, window_batches
 from ..io import atomic_path
 from ..log import get_logger, progress
 from ..models.registry import ModelSpec
@@ -28,33 +27,6 @@ from . import distributed
 from .metrics import classification_metrics
 
 log = get_logger(__name__)
-
-
-def resolve_device(device: str | int | None) -> torch.device:
-    """``"cpu"``, a GPU index (``0``) or ``"cuda:1"``; without CUDA, warn and use the CPU."""
-    text = str(device if device is not None else "cpu").strip().lower()
-    if text == "cpu":
-        return torch.device("cpu")
-    index = text.split(":", 1)[1] if text.startswith("cuda") and ":" in text else text.replace("cuda", "") or "0"
-    if not torch.cuda.is_available():
-        warnings.warn(f"--device {device}: CUDA is not available here; training on the CPU", stacklevel=2)
-        log.warning("--device %s: CUDA is not available; using the CPU", device)
-        return torch.device("cpu")
-    return torch.device(f"cuda:{int(index)}")
-
-
-def window_batches(scans: Sequence[np.ndarray], length: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """All test windows of all scans, and the index of the scan owning each window.
-
-    Testing and CPA (:mod:`neurossm.explain.cpa`) both see a scan through these windows, so an
-    explanation is of the logit the model was tested on.
-    """
-    owners, wins = [], []
-    for i, x in enumerate(scans):
-        for s in window_starts(x.shape[-1], length):
-            owners.append(i)
-            wins.append(x[:, s : s + length])
-    return np.asarray(owners), wins
 
 
 def _average_by_owner(values: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The results layout of a run, and the one writer of it.
+"""The results layout of a run, and the one writer and reader of it (:class:`RunDirectory`).
 
 ::
 
@@ -6,11 +6,20 @@
         config.json            resolved options, model and training config, versions
         dataset.json           dataset summary and every dropped scan with its reason
         splits/seed_<S>.json   the folds of seed S (scan ids per side), reproducible from S
+        logs/seed_<S>_fold_<k>.log   each unit's log, whichever process or machine ran it
         seed_<S>/fold_<k>/     metrics.json (written last: the fold's "done" marker),
                                predictions.csv, history.csv, checkpoint.*
         fold_metrics.csv       one row per (seed, fold)
         predictions.csv        every test prediction
         summary.json           test metrics as {"mean", "std"} over all folds and seeds
+        report.html            written by :mod:`neurossm.report` after the summary
+
+``config.json``, ``dataset.json`` and ``splits/`` are the run's shared files: written once, by
+whichever process of the run comes first (:func:`neurossm.io.write_once`), so units that run as
+separate jobs never clash; everything else a unit writes is inside its own folder.
+
+Training and the pipeline write through :class:`RunDirectory`; ``neurossm explain``,
+``compare``, ``report`` and the summary read through it, so the layout is spelled here only.
 """
 
 from __future__ import annotations
@@ -21,15 +30,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..io import read_json, write_dataframe, write_json
+from ..errors import DataNotFoundError
+from ..io import read_csv_or_none, read_json, to_json, write_dataframe, write_json, write_once
+from ..log import get_logger
 from .metrics import METRICS, mean_std
+
+log = get_logger(__name__)
+
+_IDS = {"scan_id": str, "subject_id": str}
 
 
 class RunDirectory:
-    """Paths of one run and the writers for each file in it."""
+    """Paths of one run, and the writers and readers of each file in it."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+
+    # -- paths --------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / "summary.json"
+
+    def is_run(self) -> bool:
+        """Whether the folder holds a run (its ``config.json`` or, for older runs, a summary)."""
+        return self.config_path.is_file() or self.summary_path.is_file()
 
     def fold_dir(self, seed: int, fold: int) -> Path:
         return self.root / f"seed_{seed}" / f"fold_{fold}"
@@ -47,11 +75,64 @@ class RunDirectory:
         write_dataframe(d / "history.csv", pd.DataFrame(history))
         write_json(d / "metrics.json", metrics)
 
+    def unit_log_path(self, seed: int, fold: int) -> Path:
+        return self.root / "logs" / f"seed_{seed}_fold_{fold}.log"
+
+    # The shared files: each returns whether this call wrote it (False: it was there already).
+    def write_config(self, config: dict[str, Any]) -> bool:
+        return write_once(self.config_path, to_json(config))
+
+    def write_dataset(self, summary: dict[str, Any]) -> bool:
+        return write_once(self.root / "dataset.json", to_json(summary))
+
+    def write_splits(self, seed: int, splits: list[dict[str, Any]]) -> bool:
+        return write_once(self.splits_path(seed), to_json(splits))
+
+    # -- readers ------------------------------------------------------------------------------
+    def read_config(self) -> dict[str, Any]:
+        """``config.json``; a missing one is a :class:`DataNotFoundError` naming the folder."""
+        if not self.config_path.is_file():
+            raise DataNotFoundError(f"{self.root}: no config.json there; is it a run folder "
+                                    "(Results/<DATASET>/<MODEL>/<run>, written by `neurossm train`)?")
+        return read_json(self.config_path)
+
+    def read_splits(self, seed: int) -> list[dict[str, Any]] | None:
+        """The saved folds of ``seed`` (``Split.to_dict`` entries), or ``None`` when not written."""
+        path = self.splits_path(seed)
+        return read_json(path) if path.is_file() else None
+
+    def read_optional_json(self, name: str) -> dict[str, Any]:
+        """A top-level JSON file, or ``{}`` when it is missing or broken (a run stopped mid-way)."""
+        path = self.root / name
+        if not path.is_file():
+            return {}
+        try:
+            return read_json(path)
+        except ValueError as exc:
+            log.warning("%s is not valid JSON (%s); left out", path, exc)
+            return {}
+
+    def read_optional_csv(self, name: str) -> pd.DataFrame | None:
+        """A CSV of the run (relative path), or ``None`` when missing or empty (an epoch-less model's
+        history can be)."""
+        return read_csv_or_none(self.root / name, dtype=_IDS)
+
     def completed_folds(self) -> list[tuple[int, int]]:
         done = []
         for path in sorted(self.root.glob("seed_*/fold_*/metrics.json")):
-            done.append((int(path.parent.parent.name.split("_")[1]), int(path.parent.name.split("_")[1])))
+            done.append(_seed_fold(path.parent))
         return sorted(done)
+
+    def read_fold_metrics(self) -> list[dict[str, Any]]:
+        """``metrics.json`` of every finished fold, by (seed, fold)."""
+        return [read_json(self.fold_dir(s, f) / "metrics.json") for s, f in self.completed_folds()]
+
+    def read_histories(self) -> dict[tuple[int, int], pd.DataFrame | None]:
+        """``history.csv`` of every fold that wrote one (``None`` where it has no columns)."""
+        out = {}
+        for path in sorted(self.root.glob("seed_*/fold_*/history.csv")):
+            out[_seed_fold(path.parent)] = read_csv_or_none(path)
+        return out
 
     def summarise(self, header: dict[str, Any], expected_folds: int) -> dict[str, Any]:
         """Gather every finished fold into fold_metrics.csv, predictions.csv and summary.json."""
@@ -60,7 +141,7 @@ class RunDirectory:
             d = self.fold_dir(seed, fold)
             m = read_json(d / "metrics.json")
             rows.append({"seed": seed, "fold": fold, **{k: m["test"][k] for k in METRICS}})
-            p = pd.read_csv(d / "predictions.csv", dtype={"scan_id": str, "subject_id": str})
+            p = pd.read_csv(d / "predictions.csv", dtype=_IDS)
             preds.append(p.assign(seed=seed, fold=fold))
         table = pd.DataFrame(rows, columns=["seed", "fold", *METRICS])
         write_dataframe(self.root / "fold_metrics.csv", table)
@@ -78,8 +159,13 @@ class RunDirectory:
                 str(s): {k: mean_std(g[k]) for k in METRICS} for s, g in table.groupby("seed")
             },
         }
-        write_json(self.root / "summary.json", summary)
+        write_json(self.summary_path, summary)
         return summary
+
+
+def _seed_fold(fold_dir: Path) -> tuple[int, int]:
+    """(seed, fold) of a ``seed_<S>/fold_<k>`` folder."""
+    return int(fold_dir.parent.name.split("_")[1]), int(fold_dir.name.split("_")[1])
 
 
 def predictions_frame(scans, probs: np.ndarray, class_names: tuple[str, ...]) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..reference.scoring import top_fraction_mask
+from .scoring import top_fraction_mask
 
 TOP_FRACTION = 0.25
 

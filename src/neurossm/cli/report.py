@@ -17,12 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="further run folders on the same dataset to show beside this one")
     p.add_argument("--out", default=None, help="the HTML file to write (default RUN_DIR/report.html)")
     p.add_argument("--title", default=None, help="page title (default: '<MODEL> on <DATASET>')")
-    p.add_argument("--quiet", action="store_true", help="print warnings and the report's path only")
-    p.add_argument("--verbose", action="store_true", help="debug logging")
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import build_report
+    from ..report import build_report
 
     path = build_report(args.run_dir, cpa_dir=args.cpa_dir, reference_dir=args.reference_dir, out=args.out,
                         extra_runs=tuple(args.compare), title=args.title)

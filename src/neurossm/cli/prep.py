@@ -6,8 +6,9 @@ import argparse
 
 from ..errors import ConfigError
 from ..log import get_logger
-from .extract import CONFOUND_STRATEGIES, DEFAULT_STRATEGY, ExtractOptions
-from .run import LAYOUTS, discover, read_labels, run_prep, summary
+from ..prep.extract import CONFOUND_STRATEGIES, DEFAULT_STRATEGY, ExtractOptions
+from ..prep.run import LAYOUTS, discover, read_labels, run_prep, summary
+from .common import EXIT_FAILURE, EXIT_OK
 
 log = get_logger(__name__)
 
@@ -53,12 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-volumes", type=int, default=10, help="scans with fewer volumes fail (default: 10)")
     g.add_argument("--jobs", type=int, default=1, help="files extracted in parallel processes (default: 1)")
     g.add_argument("--overwrite", action="store_true", help="redo scans already in --out")
-    g.add_argument("--quiet", action="store_true", help="warnings only, no progress bar")
-    g.add_argument("--verbose", action="store_true", help="debug messages")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the batch; exit code 0, or 1 when every scan failed (errors before it raise, code 2)."""
+    """Run the batch; exit code 0, or 1 (failure) when every scan failed (errors before it raise: 2)."""
     from ..atlas import load_atlas
 
     options = ExtractOptions(
@@ -92,4 +91,4 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs, overwrite=args.overwrite,
     )
     print(summary(result))
-    return 1 if result.all_failed else 0
+    return EXIT_FAILURE if result.all_failed else EXIT_OK

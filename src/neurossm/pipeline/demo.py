@@ -25,7 +25,6 @@ options need another ``--out``.
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .log import get_logger
+from ..explain.files import dataset_dir
+from ..log import get_logger
 
 log = get_logger(__name__)
 
@@ -68,10 +68,10 @@ class DemoOptions:
 
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
     """Run the demo; returns what ``demo_summary.json`` holds."""
-    from .atlas import load_atlas
-    from .data.synthetic import make_synthetic, save_ground_truth
-    from .io import write_json
-    from .reference import studyset
+    from ..atlas import load_atlas
+    from ..data.synthetic import make_synthetic, save_ground_truth
+    from ..io import write_json
+    from ..reference import studyset
 
     t_start = time.perf_counter()
     out = Path(opts.out)
@@ -110,12 +110,13 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     reference = _reference_analysis(opts, table, analysis_root)
     timings["reference_analysis_s"] = time.perf_counter() - t0
 
-    recovery = _recovery(analysis_root / "Explainability" / DATASET, planted, opts.signal_form)
+    cpa_root = dataset_dir(analysis_root, DATASET)
+    recovery = _recovery(cpa_root, planted, opts.signal_form)
 
     t0 = time.perf_counter()
-    from .report import build_report
+    from ..report import build_report
 
-    report = build_report(runs["NeuroSSM"].run_dir, cpa_dir=analysis_root / "Explainability" / DATASET,
+    report = build_report(runs["NeuroSSM"].run_dir, cpa_dir=cpa_root,
                           reference_dir=analysis_root / "Explainability_Results",
                           extra_runs=[r.run_dir for m, r in runs.items() if m != "NeuroSSM"],
                           out=out / "report.html", title="neurossm demo: NeuroSSM vs FC_LR on synthetic AAL3v2 scans")
@@ -137,7 +138,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
 
 def _cross_validate(opts: DemoOptions, model: str, dataset, data_options: dict[str, Any], analysis_root: Path):
-    from .training.runner import ExperimentOptions, run_experiment
+    from .runner import ExperimentOptions, run_experiment
 
     results_root = Path(opts.out) / "Results"
     existing = results_root / DATASET / model / RUN_NAME
@@ -156,11 +157,11 @@ def _cross_validate(opts: DemoOptions, model: str, dataset, data_options: dict[s
 
 
 def _reference_analysis(opts: DemoOptions, table, analysis_root: Path) -> list[dict[str, Any]]:
-    from .reference.analysis import ReferenceOptions, run_reference_analysis
-    from .reference.studyset import STUDYSET_NAME
+    from ..reference.analysis import ReferenceOptions, run_reference_analysis
+    from ..reference.studyset import STUDYSET_NAME
 
     summary = run_reference_analysis(ReferenceOptions(
-        root=analysis_root / "Explainability", out=analysis_root / "Explainability_Results",
+        root=dataset_dir(analysis_root, DATASET).parent, out=analysis_root / "Explainability_Results",
         datasets=[DATASET], n_perm=opts.n_perm, seed=opts.seed, class_reference=table,
         class_reference_source=f"NiMARE studyset {STUDYSET_NAME}",
     ))
@@ -170,10 +171,10 @@ def _reference_analysis(opts: DemoOptions, table, analysis_root: Path) -> list[d
 
 def _recovery(cpa_root: Path, planted: dict[str, list[int]], signal_form: str) -> dict[str, Any]:
     """Did CPA find the planted regions? Class-mean ``cpa_score`` top quarter and dominant pathway."""
-    from .explain.recovery import planted_recovery
-    from .reference.analysis import load_cpa_file
+    from ..reference.recovery import planted_recovery
+    from ..explain.files import find_cpa_files, read_cpa_file
 
-    scans = [load_cpa_file(f) for f in sorted(cpa_root.rglob("subj_*.npz"))]
+    scans = [read_cpa_file(f) for f in find_cpa_files(cpa_root)]
     return planted_recovery(np.stack([s.cpa_score for s in scans]),
                             np.stack([s.contributions().argmax(axis=0) for s in scans]),
                             [s.label for s in scans], scans[0].pathway_names, planted, scans[0].class_names,
@@ -213,47 +214,3 @@ def console_table(summary: dict[str, Any]) -> str:
         lines.append(f"  {row['class']:<10} {r:>10} {p:>9} {d:>11} {found:>23} {agree:>22}")
     lines += ["", f"  report: {summary['report']}"]
     return "\n".join(lines)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = DemoOptions()
-    p.add_argument("--out", type=Path, default=d.out, help="output folder (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the synthetic data (default: %(default)s)")
-    p.add_argument("--n-scans", type=int, default=d.n_scans, help="scans (default: %(default)s)")
-    p.add_argument("--n-subjects", type=int, default=d.n_subjects,
-                   help="subjects the scans belong to (default: %(default)s, two scans each)")
-    p.add_argument("--n-times", type=int, default=d.n_times, help="time points per scan (default: %(default)s)")
-    p.add_argument("--crop-length", type=int, default=d.crop_length,
-                   help="training crop length (default: %(default)s, PPMI's)")
-    p.add_argument("--signal-form", choices=("diff", "raw"), default=d.signal_form,
-                   help="class signal: abrupt level shifts (diff) or a slow fluctuation (raw) (default: %(default)s)")
-    p.add_argument("--scale", type=int, default=d.scale, help="temporal scale of the signal (default: %(default)s)")
-    p.add_argument("--amplitude", type=float, default=d.amplitude,
-                   help="signal-to-noise ratio inside a signal region (default: %(default)s)")
-    p.add_argument("--rois-per-class", type=int, default=d.rois_per_class,
-                   help="regions carrying each class's signal (default: %(default)s)")
-    p.add_argument("--folds", type=int, default=d.folds, help="cross-validation folds (default: %(default)s)")
-    p.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds), help="CV seeds (default: 0)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="NeuroSSM training epochs (default: %(default)s)")
-    p.add_argument("--config", nargs="+", metavar="KEY=VALUE", default=None,
-                   help="NeuroSSM options (default: d_model=32, the rest NeuroSSM's defaults)")
-    p.add_argument("--n-perm", type=int, default=d.n_perm, help="permutations of the reference test (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="cpu, a GPU index, or auto (default)")
-    p.add_argument("--quiet", action="store_true", help="warnings and the final table only")
-    p.add_argument("--verbose", action="store_true", help="debug logging")
-
-
-def run(args: argparse.Namespace) -> int:
-    from .cli import device_flag
-    from .config import parse_overrides
-
-    opts = DemoOptions(
-        out=args.out, seed=args.seed, n_scans=args.n_scans, n_subjects=args.n_subjects, n_times=args.n_times,
-        crop_length=args.crop_length, signal_form=args.signal_form, scale=args.scale, amplitude=args.amplitude,
-        rois_per_class=args.rois_per_class, folds=args.folds, seeds=tuple(args.seeds), epochs=args.epochs,
-        device=device_flag(args.device), n_perm=args.n_perm,
-        **({"model_config": parse_overrides(args.config)} if args.config else {}),
-    )
-    summary = run_demo(opts)
-    print(console_table(summary))
-    return 0

@@ -1,4 +1,4 @@
-"""Command line of the reference analysis, shared by ``neurossm reference`` and ``Analysis/run_cpa_analysis.py``."""
+"""``neurossm reference`` (and ``Analysis/run_cpa_analysis.py``): score CPA maps against Neurosynth."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..errors import ConfigError, NeuroSSMError
-from ..log import get_logger, setup_logging
-from .neurosynth import TERM_THRESHOLD, default_cache_dir
+from ..log import get_logger
+from ..reference.neurosynth import TERM_THRESHOLD, default_cache_dir
 
 log = get_logger(__name__)
 
@@ -43,39 +42,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     sc.add_argument("--n-perm", type=int, default=1000, help="permutations for the p-value (default: %(default)s)")
     sc.add_argument("--seed", type=int, default=0, help="permutation seed (default: %(default)s)")
     sc.add_argument("--datasets", nargs="+", default=None, help="only these dataset folders under --root")
-    if not any("--quiet" in a.option_strings for a in parser._actions):
-        parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
-        parser.add_argument("--verbose", action="store_true", help="debug messages")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the analysis from parsed arguments; 0 on success, 1 for data problems, 2 for bad options."""
-    from .analysis import ReferenceOptions, run_reference_analysis
+    """Run the analysis from parsed arguments (errors raise; :func:`neurossm.cli.main` maps them to exit codes)."""
+    from ..reference.analysis import ReferenceOptions, run_reference_analysis
 
-    setup_logging(quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False))
     root = logging.getLogger()
     if not root.handlers:
         # NiMARE calls logging.basicConfig(level=INFO) on import, which would print every neurossm
         # message twice; a handler on the root logger makes that call a no-op.
         root.addHandler(logging.NullHandler())
-    try:
-        if args.neurosynth_files is not None and args.neurosynth_dir is not None:
-            log.info("--neurosynth-files given: --neurosynth-dir only caches the converted Dataset")
-        opts = ReferenceOptions(
-            root=args.root, out=args.out, neurosynth_dir=args.neurosynth_dir,
-            neurosynth_files=args.neurosynth_files, download=not args.no_download,
-            terms_file=args.terms_file, group_by=args.group_by, atlas=args.atlas,
-            atlas_labels=args.atlas_labels, atlas_data_dir=args.atlas_data_dir,
-            n_perm=args.n_perm, seed=args.seed, term_threshold=args.term_threshold, datasets=args.datasets,
-        )
-        summary = run_reference_analysis(opts)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
-    except NeuroSSMError as exc:
-        log.error("%s", exc)
-        return 1
+    if args.neurosynth_files is not None and args.neurosynth_dir is not None:
+        log.info("--neurosynth-files given: --neurosynth-dir only caches the converted Dataset")
+    opts = ReferenceOptions(
+        root=args.root, out=args.out, neurosynth_dir=args.neurosynth_dir,
+        neurosynth_files=args.neurosynth_files, download=not args.no_download,
+        terms_file=args.terms_file, group_by=args.group_by, atlas=args.atlas,
+        atlas_labels=args.atlas_labels, atlas_data_dir=args.atlas_data_dir,
+        n_perm=args.n_perm, seed=args.seed, term_threshold=args.term_threshold, datasets=args.datasets,
+    )
+    summary = run_reference_analysis(opts)
     n_ok = int((summary["status"] == "ok").sum()) if len(summary) else 0
     log.info("%d of %d class(es) scored against Neurosynth", n_ok, len(summary))
     return 0

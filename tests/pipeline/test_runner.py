@@ -6,9 +6,9 @@ import pytest
 from neurossm.data.scans import ScanDataset
 from neurossm.errors import ConfigError
 from neurossm.io import read_json, write_text
-from neurossm.training.estimators import resolve_device
+from neurossm.training.device import resolve_device
 from neurossm.training.metrics import METRICS
-from neurossm.training.runner import ExperimentOptions, run_experiment
+from neurossm.pipeline import ExperimentOptions, run_experiment
 
 
 def _opts(tmp_path, **kw):

@@ -1,25 +1,25 @@
-"""The ``neurossm`` command: train, explain, reference, prep, demo, report, compare, models.
-
-``python tester.py ...`` is ``neurossm train ...`` with the original tool's flags.
-"""
+"""``neurossm train`` (and ``python tester.py``): cross-validated training and testing."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
-from .errors import NeuroSSMError
-from .log import get_logger, setup_logging
+from ..errors import ConfigError
+from ..log import get_logger
+from ..pipeline.executors import EXECUTORS
+from .common import EXIT_FAILURE
 
 log = get_logger(__name__)
+
+DESCRIPTION = "Cross-validated training and testing; writes Results/<DATASET>/<MODEL>/<run>/."
 
 
 def _seed_list(values: Sequence[str]) -> tuple[int, ...]:
     return tuple(int(v) for v in values)
 
 
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     """The training/testing flags, shared by ``tester.py`` and ``neurossm train``."""
     g = p.add_argument_group("what to run")
     g.add_argument("--dataset", required=True, type=str.upper,
@@ -29,9 +29,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", nargs="+", metavar="KEY=VALUE", default=[],
                    help="model options, e.g. --config d_model=64 scales=1,2 (see `neurossm models --verbose`)")
     g.add_argument("--preset", default=None, help="a named configuration of the model (e.g. an ablation)")
-    g.add_argument("--device", default="auto",
-                   help="GPU index (0), cuda:N, cpu, or auto (GPU 0 when CUDA is available). "
-                        "Without CUDA a GPU request warns and uses the CPU")
 
     g = p.add_argument_group("data")
     g.add_argument("--data-root", default=None,
@@ -67,8 +64,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--analysis-root", default="Analysis", help="default: Analysis")
     g.add_argument("--cpa-target", choices=("true", "pred"), default="true",
                    help="class explained by CPA: the true label (default) or the prediction")
+
     g = p.add_argument_group("scale-out (docs/scaling.md)")
-    g.add_argument("--executor", choices=("inline", "ray"), default="inline",
+    g.add_argument("--executor", choices=EXECUTORS, default="inline",
                    help="who runs the (seed, fold) units: inline (default, one after another in this process) "
                         "or ray (Ray tasks; needs the neurossm[ray] extra)")
     g.add_argument("--ray-address", default=None, metavar="ADDR",
@@ -80,14 +78,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--only", nargs="+", default=[], metavar="SEED:FOLD",
                    help="run only these units into the shared run folder named by --run-name or --resume "
                         "(one Slurm array task each); then `neurossm summarize RUN_DIR`")
-    g = p.add_argument_group("console")
-    g.add_argument("--quiet", action="store_true", help="print warnings and the final table only")
-    g.add_argument("--verbose", action="store_true", help="debug logging")
 
 
 def _units(values: Sequence[str]) -> tuple[tuple[int, int], ...]:
-    from .errors import ConfigError
-
+    """``--only 0:3 1:0`` as ((seed, fold), ...)."""
     units = []
     for v in values:
         seed, sep, fold = v.partition(":")
@@ -97,37 +91,28 @@ def _units(values: Sequence[str]) -> tuple[tuple[int, int], ...]:
     return tuple(units)
 
 
-def device_flag(device: str) -> str:
-    """``--device auto`` becomes GPU 0 when CUDA is available, else ``cpu``; other values pass through."""
-    if device == "auto":
-        import torch
-
-        return "0" if torch.cuda.is_available() else "cpu"
-    return str(device)
-
-
 def options_from_args(args: argparse.Namespace):
-    from .config import parse_overrides
-    from .training.runner import ExperimentOptions
+    """The :class:`~neurossm.pipeline.options.ExperimentOptions` that the flags describe."""
+    from ..config import parse_overrides
+    from ..pipeline import ExperimentOptions
 
-    device = device_flag(args.device)
     dataset_options = parse_overrides(args.data_option)
     if args.task_release is not None:
         dataset_options["task_release"] = None if args.task_release.lower() == "all" else args.task_release
     return ExperimentOptions(
         dataset=args.dataset, model=args.model, data_root=args.data_root, results_root=args.results_root,
         run_name=args.run_name, resume=args.resume, seeds=_seed_list(args.seeds), folds=args.folds,
-        device=device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        device=args.device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         crop_length=args.crop_length, n_rois=args.n_rois, skip_cross_validation=args.skip_cross_validation,
         analysis=args.analysis, analysis_root=args.analysis_root, cpa_target=args.cpa_target,
         preset=args.preset, only=_units(args.only), model_config=parse_overrides(args.config), dataset_options=dataset_options,
     )
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from .pipeline.executors import make_executor
-    from .training import distributed
-    from .training.runner import run_experiment, summary_table
+def run(args: argparse.Namespace) -> int:
+    from ..pipeline import run_experiment, summary_table
+    from ..pipeline.executors import make_executor
+    from ..training import distributed
 
     executor = make_executor(args.executor, ray_address=args.ray_address, cpus_per_fold=args.cpus_per_fold,
                              gpus_per_fold=args.gpus_per_fold, ray_num_cpus=args.ray_num_cpus)
@@ -142,112 +127,5 @@ def cmd_train(args: argparse.Namespace) -> int:
             log.error("unit seed %d fold %d failed: %s (log: %s)", o.task.seed, o.task.fold, o.error, o.task.log_path)
         log.error("%d unit(s) failed; the others are kept. Finish the run with --resume %s", len(result.failed),
                   result.run_dir)
-        return 1
+        return EXIT_FAILURE
     return 0
-
-
-def cmd_summarize(args: argparse.Namespace) -> int:
-    from .pipeline.summarize import summarize_run
-    from .training.runner import summary_table
-
-    print(summary_table(summarize_run(args.run_dir)))
-    return 0
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    from .models.registry import get_model, list_models
-
-    for name in list_models():
-        spec = get_model(name)
-        print(f"{spec.name:<12} {spec.description}")
-        if args.verbose:
-            if spec.reference:
-                print(f"{'':<12} reference: {spec.reference}")
-            for k, v in spec.defaults().items():
-                print(f"{'':<12}   {k} = {v!r}")
-            for k, v in spec.presets.items():
-                print(f"{'':<12}   preset {k}: {v}")
-    return 0
-
-
-def _optional(module: str) -> tuple[Callable | None, Callable | None]:
-    """``add_arguments`` and ``run`` of a subcommand module, or ``None`` when it is not there."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(f"neurossm.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("neurossm"):
-            return None, None
-        raise
-    return getattr(mod, "add_arguments", None), getattr(mod, "run", None)
-
-
-SUBCOMMANDS = {
-    # name: (module with add_arguments/run, help)
-    "explain": ("explain.cli", "recompute CPA maps from a finished run's checkpoints and splits"),
-    "reference": ("reference.cli", "score CPA maps against Neurosynth reference maps; write NIfTI maps"),
-    "prep": ("prep.cli", "extract ROI time series from 4D NIfTI files into the CUSTOM layout"),
-    "demo": ("demo", "the offline end-to-end demo on synthetic data in a real atlas"),
-    "report": ("report.cli", "rebuild report.html of a run folder"),
-    "compare": ("compare", "compare finished runs: metrics and paired tests over shared folds"),
-}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    parser = argparse.ArgumentParser(prog="neurossm", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"neurossm {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("train", help="cross-validated training and testing (what tester.py runs)",
-                       description="Cross-validated training and testing; writes Results/<DATASET>/<MODEL>/<run>/.")
-    add_train_arguments(p)
-    p.set_defaults(func=cmd_train)
-    p = sub.add_parser("summarize", help="gather a run's finished units into its summary and report",
-                       description="Write summary.json, fold_metrics.csv, predictions.csv and report.html of a run "
-                                   "whose units ran as separate jobs (--only); exit 2 naming the missing units.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (Results/<DATASET>/<MODEL>/<run>)")
-    p.add_argument("--quiet", action="store_true", help="print warnings and the table only")
-    p.add_argument("--verbose", action="store_true", help="debug logging")
-    p.set_defaults(func=cmd_summarize)
-    p = sub.add_parser("models", help="list registered models")
-    p.add_argument("--verbose", action="store_true", help="show each model's options and presets")
-    p.set_defaults(func=cmd_models)
-    for name, (module, help_text) in SUBCOMMANDS.items():
-        add_arguments, run = _optional(module)
-        if add_arguments is None or run is None:
-            continue
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        add_arguments(p)
-        p.set_defaults(func=run)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
-    parser = parser or build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False))
-    try:
-        return int(args.func(args) or 0)
-    except NeuroSSMError as exc:
-        log.error("%s", exc)
-        return 2
-    except KeyboardInterrupt:
-        log.error("interrupted; finished folds are kept (continue with --resume RUN_DIR)")
-        return 130
-
-
-def tester_main(argv: Sequence[str] | None = None) -> int:
-    """``python tester.py``: the original tool's command line, same flags as ``neurossm train``."""
-    parser = argparse.ArgumentParser(
-        prog="tester.py",
-        description="Train and test a model with subject-grouped cross-validation over seeds "
-                    "(same as `neurossm train`).")
-    add_train_arguments(parser)
-    parser.set_defaults(func=cmd_train)
-    return main(argv, parser)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,7 +25,7 @@ def demo(tmp_path_factory):
 
 def test_console_table_shows_both_models_each_class_and_the_report_path(demo):
     out, summary = demo
-    from neurossm.demo import console_table
+    from neurossm.pipeline.demo import console_table
 
     table = console_table(summary)
     assert "NeuroSSM" in table and "FC_LR" in table and str(out / "report.html") in table
