@@ -177,15 +177,28 @@ def test_write_once_keeps_the_first_file_and_leaves_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
 
 
-def test_inline_prints_one_progress_line_per_unit(tmp_path, tiny_dataset, caplog, monkeypatch):
-    # The command line's setup_logging (run by earlier tests) stops propagation to caplog's handler.
-    monkeypatch.setattr(logging.getLogger("neurossm"), "propagate", True)
-    caplog.set_level("INFO", logger="neurossm")
-    # --only all four units: the same units and lines, without the summary's report (seconds).
-    run_experiment(_opts(tmp_path, "p", only=ALL_UNITS), dataset=tiny_dataset)
-    lines = [r.getMessage() for r in caplog.records if " done [" in r.getMessage()]
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_inline_prints_one_progress_line_per_unit(tmp_path, tiny_dataset, caplog):
+    # A handler on the runner's own logger: independent of how earlier tests configured logging.
+    caplog.set_level("INFO", logger="neurossm.pipeline.runner")
+    handler = _Lines()
+    logging.getLogger("neurossm.pipeline.runner").addHandler(handler)
+    try:
+        # --only all four units: the same units and lines, without the summary's report (seconds).
+        run_experiment(_opts(tmp_path, "p", only=ALL_UNITS), dataset=tiny_dataset)
+    finally:
+        logging.getLogger("neurossm.pipeline.runner").removeHandler(handler)
+    lines = [line for line in handler.lines if " done [" in line]
     assert [line.split(":")[0] for line in lines] == [f"seed {s} fold {k} done [{i}/4]" for i, (s, k) in
-                                                      enumerate([(0, 0), (0, 1), (1, 0), (1, 1)], 1)]
+                                                      enumerate(ALL_UNITS, 1)]
     assert all("accuracy" in line and "ROC-AUC" in line and " s)" in line for line in lines)
 
 
