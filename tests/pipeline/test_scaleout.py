@@ -218,3 +218,11 @@ def test_inline_executor_logs_each_unit_to_its_file(tmp_path):
     [outcome] = list(executors.InlineExecutor().run(work, "shared", [task]))
     assert outcome.ok and outcome.metrics == {"ok": 1}
     assert "unit body ran with shared" in task.log_path.read_text()
+
+
+def test_only_flag_takes_seed_fold_pairs_and_names_the_format():
+    from neurossm.cli.train import _units
+
+    assert _units(["0:3", "1:0"]) == ((0, 3), (1, 0))
+    with pytest.raises(ConfigError, match="--only 0-1: expected SEED:FOLD"):
+        _units(["0-1"])
