@@ -11,8 +11,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# CPU build of PyTorch first, so that the dependency range installs nothing more.
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install --quiet torch==2.13.0; fi
-	# ts: the MiniRocket baseline, which the test suite covers.
-	$(BIN)/python -m pip install --quiet -e '.[test,ts]'
+	# ts: the MiniRocket baseline; ray: the Ray executor. The test suite covers both.
+	$(BIN)/python -m pip install --quiet -e '.[test,ts,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -163,3 +163,31 @@ def read_csv_or_none(path: str | os.PathLike, **kwargs: Any):
     except pd.errors.EmptyDataError:
         return None
     return frame if len(frame.columns) else None
+
+
+def write_once(path: str | os.PathLike, text: str) -> bool:
+    """Create ``path`` holding ``text`` unless it exists; ``True`` when this call created it.
+
+    For files that several processes of one run may try to write at the same moment (the
+    shared files of a run whose units run as separate jobs): the bytes go to a temporary file,
+    which is then hard-linked to ``path``. The link appears whole or not at all, and it never
+    replaces a file another process put there first.
+    """
+    path = Path(path)
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)

@@ -62,10 +62,20 @@ def test_inner_folds_follow_the_subjects_of_the_rarest_class():
     assert inner_folds_for(y, np.array(list("aabbccdd")), 5) == 2  # class 0: subjects a, b
     assert inner_folds_for(y, np.arange(8), 5) == 4
     assert inner_folds_for(y, np.arange(8), 3) == 3
-    with pytest.raises(ConfigError, match="at least 2 subjects per class"):
-        inner_folds_for(y, np.array(list("aaaabbcc")), 5)
+    assert inner_folds_for(y, np.array(list("aaaabbcc")), 5) == 1  # no inner CV possible
     with pytest.raises(ConfigError, match="one class"):
         inner_folds_for(np.zeros(4, int), np.arange(4), 5)
+
+
+def test_a_class_with_one_subject_is_fitted_with_the_default_strength_and_says_so(caplog):
+    rng = np.random.default_rng(2)
+    X = [rng.standard_normal((6, 40)) for _ in range(8)]
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    model = FCLogisticRegression().fit(X, y, groups=np.array(list("aaaabbcc")))
+    params = model.fitted_params()
+    assert params["C"] == 1.0 and params["inner_folds"] == 0 and params["inner_balanced_accuracy"] is None
+    assert "too few for inner cross-validation" in caplog.text
+    assert np.exp(model.predict_log_proba(X)).sum(axis=1) == pytest.approx(np.ones(8))
 
 
 def test_nested_cv_keeps_each_subject_in_one_inner_fold_and_refits_on_all_scans(monkeypatch):

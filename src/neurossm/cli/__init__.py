@@ -1,4 +1,4 @@
-"""The ``neurossm`` command: train, explain, reference, prep, demo, report, compare, models.
+"""The ``neurossm`` command: train, summarize, explain, reference, prep, demo, report, compare, models.
 
 One module per subcommand in this package, each with ``add_arguments(parser)`` and
 ``run(args) -> int``; :mod:`neurossm.cli.common` holds the shared flags and the exit-code policy.
@@ -21,6 +21,7 @@ log = get_logger(__name__)
 SUBCOMMANDS = {
     # name: (module in neurossm.cli, help, takes --device)
     "train": ("train", "cross-validated training and testing (what tester.py runs)", True),
+    "summarize": ("summarize", "gather a run's finished units (--only jobs) into its summary and report", False),
     "models": ("models", "list registered models", False),
     "explain": ("explain", "recompute CPA maps from a finished run's checkpoints and splits", True),
     "reference": ("reference", "score CPA maps against Neurosynth reference maps; write NIfTI maps", False),

@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+from ..errors import ConfigError
+from ..log import get_logger
+from ..pipeline.executors import EXECUTORS
+from .common import EXIT_FAILURE
+
+log = get_logger(__name__)
+
 DESCRIPTION = "Cross-validated training and testing; writes Results/<DATASET>/<MODEL>/<run>/."
 
 
@@ -61,6 +68,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cpa-target", choices=("true", "pred"), default="true",
                    help="class explained by CPA: the true label (default) or the prediction")
 
+    g = p.add_argument_group("scale-out (docs/scaling.md)")
+    g.add_argument("--executor", choices=EXECUTORS, default="inline",
+                   help="who runs the (seed, fold) units: inline (default, one after another in this process) "
+                        "or ray (Ray tasks; needs the neurossm[ray] extra)")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="join the Ray cluster at ADDR (default: start a local Ray instance for this run)")
+    g.add_argument("--ray-num-cpus", type=int, default=None, metavar="N",
+                   help="CPUs of the local Ray instance (default: all of this machine's)")
+    g.add_argument("--cpus-per-fold", type=int, default=1, metavar="N", help="CPUs (torch threads) per unit on Ray")
+    g.add_argument("--gpus-per-fold", type=float, default=0, metavar="G", help="GPUs per unit on Ray (default 0)")
+    g.add_argument("--only", nargs="+", default=[], metavar="SEED:FOLD",
+                   help="run only these units into the shared run folder named by --run-name or --resume "
+                        "(one Slurm array task each); then `neurossm summarize RUN_DIR`")
+
+
+def _units(values: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """``--only 0:3 1:0`` as ((seed, fold), ...)."""
+    units = []
+    for v in values:
+        seed, sep, fold = v.partition(":")
+        if not sep or not seed.strip().lstrip("-").isdigit() or not fold.strip().isdigit():
+            raise ConfigError(f"--only {v}: expected SEED:FOLD, e.g. --only 0:3 (seed 0, fold 3)")
+        units.append((int(seed), int(fold)))
+    return tuple(units)
+
 
 def options_from_args(args: argparse.Namespace):
     """The :class:`~neurossm.pipeline.options.ExperimentOptions` that the flags describe."""
@@ -76,13 +108,27 @@ def options_from_args(args: argparse.Namespace):
         device=args.device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         crop_length=args.crop_length, n_rois=args.n_rois, skip_cross_validation=args.skip_cross_validation,
         analysis=args.analysis, analysis_root=args.analysis_root, cpa_target=args.cpa_target,
-        preset=args.preset, model_config=parse_overrides(args.config), dataset_options=dataset_options,
+        preset=args.preset, only=_units(args.only), model_config=parse_overrides(args.config), dataset_options=dataset_options,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..pipeline import run_experiment, summary_table
+    from ..pipeline.executors import make_executor
+    from ..training import distributed
 
-    result = run_experiment(options_from_args(args))
-    print(summary_table(result.summary))
+    executor = make_executor(args.executor, ray_address=args.ray_address, cpus_per_fold=args.cpus_per_fold,
+                             gpus_per_fold=args.gpus_per_fold, ray_num_cpus=args.ray_num_cpus)
+    try:
+        result = run_experiment(options_from_args(args), executor=executor)
+    finally:
+        distributed.shutdown()
+    if result.summary is not None:
+        print(summary_table(result.summary))
+    if result.failed:
+        for o in result.failed:
+            log.error("unit seed %d fold %d failed: %s (log: %s)", o.task.seed, o.task.fold, o.error, o.task.log_path)
+        log.error("%d unit(s) failed; the others are kept. Finish the run with --resume %s", len(result.failed),
+                  result.run_dir)
+        return EXIT_FAILURE
     return 0

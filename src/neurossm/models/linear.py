@@ -29,12 +29,16 @@ from typing import Any, Sequence
 
 import numpy as np
 from scipy.special import log_softmax
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError
+from ..log import get_logger
+
+log = get_logger(__name__)
 
 #: Inverse L2 strengths ``C`` searched by the logistic-regression and SVM baselines.
 C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
@@ -61,11 +65,8 @@ def inner_folds_for(y: np.ndarray, groups: np.ndarray, inner_folds: int) -> int:
     if len(per_class) < 2:
         raise ConfigError(f"the training fold holds one class only ({np.unique(y).tolist()}); "
                           "a classifier needs at least two")
-    k = min(int(inner_folds), min(per_class))
-    if k < 2:
-        raise ConfigError(f"inner cross-validation needs at least 2 subjects per class in the training fold; "
-                          f"subjects per class: {per_class}. Use fewer outer folds or more data")
-    return k
+    # Below 2 no inner CV is possible: the caller falls back to a default strength and says so.
+    return min(int(inner_folds), min(per_class))
 
 
 def scores_to_log_proba(scores: np.ndarray) -> np.ndarray:
@@ -158,6 +159,8 @@ class NestedCVLinearClassifier:
         self.scaler_ = StandardScaler().fit(feats)
         z = self.scaler_.transform(feats)  # (n, F)
         basis = row_space_basis(z)  # (F, r)
+        if k < 2:
+            return self._fit_default(z @ basis, y, basis, k)
         search = GridSearchCV(self._estimator(), {self.param_name: list(self.grid)}, scoring=self.scoring,
                               cv=StratifiedGroupKFold(n_splits=k), refit=True, error_score="raise")
         # The grid × folds fits run on an n × r matrix: too small for BLAS threads to pay off, and
@@ -182,6 +185,23 @@ class NestedCVLinearClassifier:
             for i, (v, m, s) in enumerate(zip(res[f"param_{self.param_name}"], res["mean_test_score"],
                                               res["std_test_score"]))
         ]
+        return self
+
+    def _fit_default(self, zb: np.ndarray, y: np.ndarray, basis: np.ndarray, k: int) -> "NestedCVLinearClassifier":
+        """A class with one subject leaves inner CV nothing to hold out: fit the grid value nearest 1."""
+        value = min(self.grid, key=lambda v: abs(np.log(v)))
+        log.warning("%s: a class has %d subject(s) in this training fold, too few for inner cross-validation; "
+                    "fitted with the default %s=%g instead of choosing it (more subjects or fewer outer folds "
+                    "let inner CV choose)", type(self).__name__, k, self.param_name, value)
+        est = clone(self._estimator()).set_params(**{self.param_name: value})
+        with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(zb, y)
+        self.coef_ = np.atleast_2d(est.coef_) @ basis.T  # (n_classes or 1, F)
+        self.intercept_ = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
+        self.classes_ = np.asarray(est.classes_)
+        self.selected_, self.inner_folds_used_, self.inner_score_ = float(value), 0, None
+        self.history_ = []
         return self
 
     def fitted_params(self) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 - :mod:`.unit`: :func:`fit_unit`, the unit of work every runner and executor calls;
 - :mod:`.runner`: :func:`run_experiment`, a whole run (``neurossm train``, ``tester.py``);
+- :mod:`.executors`: who runs the units (inline, or Ray tasks);
+- :mod:`.summarize`: the run's summary and report once every unit is there (``neurossm summarize``);
 - :mod:`.options`: :class:`ExperimentOptions`, what defines a run;
 - :mod:`.demo`: ``neurossm demo``.
 """

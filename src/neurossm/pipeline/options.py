@@ -34,11 +34,12 @@ class ExperimentOptions:
     analysis_root: str = "Analysis"
     cpa_target: str = "true"
     preset: str | None = None
+    only: tuple[tuple[int, int], ...] = ()
     model_config: dict[str, Any] = field(default_factory=dict)
     dataset_options: dict[str, Any] = field(default_factory=dict)
 
     # Fields that may differ between a run and its resumption without changing its results.
-    _RUNTIME = ("resume", "run_name", "results_root", "device", "analysis_root")
+    _RUNTIME = ("resume", "run_name", "results_root", "device", "analysis_root", "only")
 
     def fingerprint(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -1,8 +1,12 @@
 """A run: load → split → fit each (seed, fold) unit → explain → summarise → report; resumable unit by unit.
 
-The run's shared files (``config.json``, ``dataset.json``, ``splits/``) are written before any
-unit starts; each unit (:func:`neurossm.pipeline.unit.fit_unit`) writes only its own folders; the
-summary and the report come after all units have finished.
+The run's shared files (``config.json``, ``dataset.json``, ``splits/``) are written once, before
+any unit starts, by whichever process of the run comes first; each unit
+(:func:`neurossm.pipeline.unit.fit_unit`) writes only its own folders; an executor
+(:mod:`.executors`) decides where the units run; the summary and the report
+(:mod:`.summarize`) come after all units have finished. Under ``torchrun`` every rank runs this,
+each unit is trained by all ranks together, and rank 0 alone writes
+(:mod:`neurossm.training.distributed`).
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import json
 import platform
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .. import __version__
 from ..data.registry import get_dataset, training_defaults
@@ -29,9 +34,12 @@ from ..explain import files as cpa_files
 from ..io import check_writable, to_json
 from ..log import get_logger
 from ..models.registry import get_model
+from ..training import distributed
 from ..training.device import resolve_device
 from ..training.results import RunDirectory
+from .executors import InlineExecutor, UnitOutcome, UnitTask
 from .options import ExperimentOptions, load_experiment_dataset
+from .summarize import summarize_run
 from .unit import UnitContext, fit_unit
 
 log = get_logger(__name__)
@@ -39,9 +47,15 @@ log = get_logger(__name__)
 
 @dataclass
 class RunResult:
+    """A finished run; ``summary`` is ``None`` with ``--only`` and on the ranks > 0 of a torchrun job.
+
+    ``failed`` lists the units that did not finish (their error and log file).
+    """
+
     run_dir: Path
-    summary: dict[str, Any]
+    summary: dict[str, Any] | None
     dataset: ScanDataset
+    failed: list[UnitOutcome] = field(default_factory=list)
 
 
 def _new_run_dir(opts: ExperimentOptions, dataset_name: str, model_name: str) -> Path:
@@ -72,23 +86,30 @@ def _normalise(obj: Any) -> Any:
 
 def _write_or_check_splits(rd: RunDirectory, seed: int, splits: list[Split]) -> None:
     payload = [s.to_dict() for s in splits]
-    saved = rd.read_splits(seed)
-    if saved is None:
-        rd.write_splits(seed, payload)
-    elif saved != _normalise(payload):
+    if not rd.write_splits(seed, payload) and rd.read_splits(seed) != _normalise(payload):
         raise ConfigError(f"{rd.splits_path(seed)}: the saved splits differ from the ones seed {seed} gives now; "
                           "the data or the split options changed since the run started")
 
 
-def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) -> RunResult:
-    """Run (or resume) cross-validation of ``opts.model`` on ``opts.dataset``."""
+def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None, executor=None) -> RunResult:
+    """Run (or resume) cross-validation of ``opts.model`` on ``opts.dataset``.
+
+    ``executor`` runs the (seed, fold) units (:mod:`.executors`; default: inline, in this
+    process). With ``opts.only`` just those units run, into the shared run folder, and no summary
+    is written: ``neurossm summarize RUN_DIR`` does that once every unit is there.
+    """
+    executor = executor or InlineExecutor()
     info = get_dataset(opts.dataset)
     spec = get_model(opts.model)
     model_config = spec.resolve_config(opts.model_config, opts.preset)
     training = training_defaults(info.name, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr)
     if opts.analysis:
         check_explainable(spec.cls, spec.name)
-    device = resolve_device(opts.device)
+    # Under torchrun, one process per rank: each trains its share, rank 0 alone writes.
+    ranks, device = distributed.init_from_environment(resolve_device(opts.device))
+    if ranks.distributed and executor.name != "inline":
+        raise ConfigError(f"--executor {executor.name} under torchrun: the ranks of one torchrun job train one "
+                          "unit together; run the units one after another (--executor inline) or use --only per job")
 
     if dataset is None:
         dataset = load_experiment_dataset(opts)
@@ -102,22 +123,25 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
                                         single=opts.skip_cross_validation) for seed in opts.seeds}
     # The constructor's own checks (choices, a crop too short for the model) before any training.
     spec.build(dataset.n_rois, dataset.n_classes, dataset.crop_length, model_config)
-    run_dir = Path(opts.resume) if opts.resume else _new_run_dir(opts, info.name, spec.name)
-    if opts.resume:
-        _check_resume(run_dir, opts)
-    else:
-        check_writable(run_dir, f"--results-root {opts.results_root}")
+    # Rank 0 names the run (the default name is a timestamp) and checks it before anyone writes there.
+    run_dir = distributed.broadcast(_run_dir_of(opts, info.name, spec.name) if ranks.is_main else None)
     rd = RunDirectory(run_dir)
-    run_id = rd.run_id() if opts.resume else uuid.uuid4().hex[:12]
+    shared = rd.config_path.is_file()  # --resume, or an --only job after the run's first one
+    if not shared:
+        check_writable(run_dir, f"--results-root {opts.results_root}")
+    # A new run's id; a run that exists keeps the one in its config.json (every --only job of it too).
+    run_id = distributed.broadcast(rd.run_id() if shared else uuid.uuid4().hex[:12])
     if opts.analysis:
         cpa_files.check_folder_is_this_runs(cpa_files.dataset_dir(opts.analysis_root, dataset.name), run_id,
                                             f"--analysis-root {opts.analysis_root}")
-    # A folder is removed on failure only when it is a run's: made now, or a run folder being resumed.
-    ours = bool(opts.resume) or not run_dir.exists()
+    # A folder is removed on failure only when it is this run's own: made now, or being resumed.
+    # Never for --only: other jobs of the run may be writing into it.
+    ours = not opts.only and (bool(opts.resume) or not run_dir.exists())
     try:
-        return _run_units(opts, info, spec, model_config, training, dataset, device, rd, splits_by_seed, run_id)
+        return _run_units(opts, info, spec, model_config, training, dataset, device, ranks, executor, rd,
+                          splits_by_seed, run_id)
     except Exception:
-        if ours and not rd.completed_folds() and run_dir.is_dir():
+        if ours and ranks.is_main and not rd.completed_folds() and run_dir.is_dir():
             # Nothing finished is lost; keeping the folder would block --run-name and refuse --resume.
             shutil.rmtree(run_dir)
             log.error("the run failed before any fold finished; removed %s", run_dir)
@@ -125,10 +149,10 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None) 
 
 
 def _run_units(opts: ExperimentOptions, info, spec, model_config: dict[str, Any], training, dataset: ScanDataset,
-               device, rd: RunDirectory, splits_by_seed: dict[int, list[Split]], run_id: str) -> RunResult:
-    """Write the run's shared files, fit every unfinished unit, summarise and report."""
+               device, ranks, executor, rd: RunDirectory, splits_by_seed: dict[int, list[Split]],
+               run_id: str) -> RunResult:
+    """Write the run's shared files, fit the unfinished units, summarise and report."""
     run_dir = rd.root
-    header = {"dataset": info.name, "model": spec.name, "run_dir": str(run_dir)}
     config = {
         # Recorded in every CPA file of the run, so that maps of two runs are never pooled unknowingly.
         "run_id": run_id,
@@ -142,31 +166,90 @@ def _run_units(opts: ExperimentOptions, info, spec, model_config: dict[str, Any]
                     "class_names": list(dataset.class_names), "target": info.target},
         "versions": _versions(),
     }
-    if not opts.resume:
-        rd.write_config(config)
-    rd.write_dataset({**dataset.summary(),
-                                          "dropped": [dataclasses.asdict(d) for d in dataset.dropped],
-                                          "ground_truth": dataset.ground_truth})
+    if ranks.is_main:
+        # Written once, by whichever process of the run comes first; --only jobs check they agree.
+        if not rd.write_config(config) and not opts.resume:
+            _check_resume(run_dir, opts)
+        rd.write_dataset({**dataset.summary(), "dropped": [dataclasses.asdict(d) for d in dataset.dropped],
+                          "ground_truth": dataset.ground_truth})
+    # Two --only jobs may have started the run together: the id is the one that reached config.json.
+    run_id = distributed.broadcast(rd.run_id() if ranks.is_main else None)
     log.info("run folder: %s", run_dir)
 
-    ctx = UnitContext(dataset=dataset, spec=spec, model_config=model_config, training=training, device=device,
-                      run=rd, analysis_root=Path(opts.analysis_root) if opts.analysis else None,
-                      cpa_target=opts.cpa_target, holdout=opts.skip_cross_validation, run_id=run_id)
-    expected = 0
+    all_splits = []
     for seed, splits in splits_by_seed.items():
-        _write_or_check_splits(rd, seed, splits)
-        expected += len(splits)
-        for split in splits:
-            check_disjoint(dataset, split)
-            if rd.fold_done(seed, split.fold):
-                log.info("seed %d fold %d: already done, skipped", seed, split.fold)
-                continue
-            fit_unit(ctx, split)
-    summary = rd.summarise(header, expected)
-    from ..report import build_report
+        if ranks.is_main:
+            _write_or_check_splits(rd, seed, splits)
+        all_splits += splits
+    # Units may run in other working directories (Ray workers; other nodes of a shared file system).
+    unit_rd = RunDirectory(run_dir.absolute())
+    tasks = []
+    for split in _select_units(all_splits, opts.only):
+        check_disjoint(dataset, split)
+        if distributed.agree(rd.fold_done(split.seed, split.fold)):
+            log.info("seed %d fold %d: already done, skipped", split.seed, split.fold)
+            continue
+        log_path = unit_rd.unit_log_path(split.seed, split.fold) if ranks.is_main else None
+        tasks.append(UnitTask(split.seed, split.fold, split, log_path))
+    if executor.name == "ray" and device.type == "cuda" and not executor.gpus_per_fold:
+        log.warning("--device %s with --executor ray: units train where Ray places them, on the CPU unless "
+                    "--gpus-per-fold reserves GPUs for them", opts.device)
+    ctx = UnitContext(dataset=dataset, spec=spec, model_config=model_config, training=training, device=device,
+                      run=unit_rd, analysis_root=Path(opts.analysis_root).absolute() if opts.analysis else None,
+                      cpa_target=opts.cpa_target, holdout=opts.skip_cross_validation, run_id=run_id)
+    failed = []
+    for i, outcome in enumerate(executor.run(fit_unit_task, ctx, tasks), 1):
+        if not outcome.ok:
+            failed.append(outcome)
+            log.error("seed %d fold %d failed after %d attempt(s): %s; log: %s", outcome.task.seed,
+                      outcome.task.fold, outcome.attempts, outcome.error, outcome.task.log_path)
+        elif ranks.is_main:  # the other ranks of a torchrun job only helped to train
+            log.info("%s", progress_line(outcome, i, len(tasks)))
+    if not ranks.is_main or opts.only:
+        return RunResult(run_dir, None, dataset, failed)
+    summary = summarize_run(run_dir, partial=bool(failed))
+    return RunResult(run_dir, summary, dataset, failed)
 
-    build_report(run_dir)
-    return RunResult(run_dir, summary, dataset)
+
+def _run_dir_of(opts: ExperimentOptions, dataset_name: str, model_name: str) -> Path:
+    """The run folder: ``--resume``'s, or a new one; with ``--only``, the named one, new or not."""
+    if opts.resume:
+        _check_resume(Path(opts.resume), opts)
+        return Path(opts.resume)
+    if opts.only:
+        if not opts.run_name:
+            raise ConfigError("--only runs some units of a run that several jobs share: name the run with "
+                              "--run-name NAME (the same in every job), or give --resume RUN_DIR")
+        return Path(opts.results_root) / dataset_name / model_name / opts.run_name
+    return _new_run_dir(opts, dataset_name, model_name)
+
+
+def _select_units(splits: list[Split], only: tuple[tuple[int, int], ...]) -> list[Split]:
+    if not only:
+        return splits
+    have = {(s.seed, s.fold): s for s in splits}
+    unknown = [f"{s}:{f}" for s, f in only if (s, f) not in have]
+    if unknown:
+        raise ConfigError(f"--only {' '.join(unknown)}: not a unit of this run; its units are "
+                          f"{', '.join(f'{s}:{f}' for s, f in have)} (SEED:FOLD)")
+    return [have[u] for u in dict.fromkeys(only)]
+
+
+def fit_unit_task(ctx: UnitContext, task: UnitTask, device: str | None = None) -> dict[str, Any] | None:
+    """An executor's unit of work: :func:`fit_unit` on the task's split, returning its metrics.
+
+    ``device`` overrides the context's (a Ray worker trains on the GPU Ray gave it).
+    """
+    if device is not None:
+        ctx = dataclasses.replace(ctx, device=torch.device(device))
+    return fit_unit(ctx, task.split).metrics
+
+
+def progress_line(outcome: UnitOutcome, index: int, total: int) -> str:
+    """One line per finished unit, whichever executor ran it."""
+    m = outcome.metrics["test"]
+    return (f"seed {outcome.task.seed} fold {outcome.task.fold} done [{index}/{total}]: accuracy {m['accuracy']:.3f}, "
+            f"balanced accuracy {m['balanced_accuracy']:.3f}, ROC-AUC {m['roc_auc']:.3f} ({outcome.seconds:.1f} s)")
 
 
 def summary_table(summary: dict[str, Any]) -> str:

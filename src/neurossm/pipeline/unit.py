@@ -25,6 +25,7 @@ from ..explain import files as cpa_files
 from ..explain.contract import check_explainable
 from ..log import get_logger
 from ..models.registry import ModelSpec, get_model
+from ..training import distributed
 from ..training.device import resolve_device
 from ..training.estimators import Estimator, make_estimator
 from ..training.metrics import classification_metrics
@@ -132,6 +133,9 @@ def fit_unit(ctx: UnitContext, split: Split, *, model_seed: int | None = None) -
             [s.timeseries for s in val], np.array([s.label for s in val]),
             groups=[s.subject_id for s in train], groups_val=[s.subject_id for s in val])
     fit_seconds = time.perf_counter() - t0
+    if not distributed.current().is_main:
+        # The other ranks of a torchrun job only helped to train: rank 0 tests, explains and writes.
+        return UnitResult(est, test, np.empty((0, ctx.dataset.n_classes)), {})
     probs = est.predict_proba([s.timeseries for s in test])
     test_metrics = classification_metrics([s.label for s in test], probs, ctx.dataset.n_classes)
     if not np.isfinite(test_metrics["roc_auc"]):
@@ -152,9 +156,10 @@ def fit_unit(ctx: UnitContext, split: Split, *, model_seed: int | None = None) -
     if ctx.run is not None:
         ctx.run.write_fold(split.seed, split.fold, metrics,
                            predictions_frame(test, probs, ctx.dataset.class_names), est.history)
-    log.info("seed %d fold %d: test accuracy %.3f, balanced accuracy %.3f, ROC-AUC %.3f (%.1f s)", split.seed,
-             split.fold, test_metrics["accuracy"], test_metrics["balanced_accuracy"], test_metrics["roc_auc"],
-             time.perf_counter() - t0)
+    # The run prints each finished unit's line (pipeline/runner.py); this one is for the unit's log.
+    log.debug("seed %d fold %d: test accuracy %.3f, balanced accuracy %.3f, ROC-AUC %.3f (%.1f s)", split.seed,
+              split.fold, test_metrics["accuracy"], test_metrics["balanced_accuracy"], test_metrics["roc_auc"],
+              time.perf_counter() - t0)
     return UnitResult(est, test, probs, metrics)
 
 

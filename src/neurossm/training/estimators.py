@@ -25,6 +25,7 @@ from ..data.preprocess import random_crop, window_batches
 from ..io import atomic_path
 from ..log import get_logger, progress
 from ..models.registry import ModelSpec
+from . import distributed
 from .metrics import classification_metrics
 
 log = get_logger(__name__)
@@ -118,6 +119,8 @@ class TorchEstimator(Estimator):
         warmup = cfg.warmup_epochs * steps_per_epoch
         opt = torch.optim.AdamW(self._param_groups(), lr=cfg.lr)
         best_score, best_state, best_epoch, step = -math.inf, None, 0, 0
+        # Under torchrun each rank trains on its share of every batch; rank 0 alone validates (distributed.py).
+        replicas = distributed.Replicas(self.module, self._loss)
         for epoch in progress(range(cfg.epochs), desc="epochs", total=cfg.epochs):
             self.module.train()
             order = rng.permutation(n)
@@ -129,18 +132,19 @@ class TorchEstimator(Estimator):
                 xb, yb = xb.to(self.device), yb.to(self.device)
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * self._lr_factor(step, total, warmup)
-                loss, logits = self._loss(xb, yb)
+                loss, logits, yb = replicas.loss(xb, yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.grad_clip)
                 opt.step()
                 step += 1
-                loss_sum += float(loss.detach()) * len(idx)
+                loss_sum += float(loss.detach()) * len(idx) / replicas.world_size
                 correct += int((logits.detach().argmax(1) == yb).sum())
+            loss_sum, correct = distributed.sum_over_ranks(loss_sum, correct)
             record = {"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
                       "lr": cfg.lr * self._lr_factor(max(0, step - 1), total, warmup)}
-            if len(X_val):
+            if len(X_val) and replicas.is_main:
                 val_logits = self.predict_logits(X_val)
                 vm = classification_metrics(y_val, softmax(val_logits), self.n_classes)
                 val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(np.asarray(y_val))))

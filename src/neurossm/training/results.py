@@ -6,6 +6,7 @@
         config.json            resolved options, model and training config, versions
         dataset.json           dataset summary and every dropped scan with its reason
         splits/seed_<S>.json   the folds of seed S (scan ids per side), reproducible from S
+        logs/seed_<S>_fold_<k>.log   each unit's log, whichever process or machine ran it
         seed_<S>/fold_<k>/     metrics.json (written last: the fold's "done" marker),
                                predictions.csv, history.csv, checkpoint.*
         fold_metrics.csv       one row per (seed, fold)
@@ -13,6 +14,10 @@
         summary.json           test metrics as {"mean", "std"} over all folds and seeds, and
                                n_folds_defined: over how many folds each mean is taken
         report.html            written by :mod:`neurossm.report` after the summary
+
+``config.json``, ``dataset.json`` and ``splits/`` are the run's shared files: written once, by
+whichever process of the run comes first (:func:`neurossm.io.write_once`), so units that run as
+separate jobs never clash; everything else a unit writes is inside its own folder.
 
 Training and the pipeline write through :class:`RunDirectory`; ``neurossm explain``,
 ``compare``, ``report`` and the summary read through it, so the layout is spelled here only.
@@ -27,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataNotFoundError
-from ..io import read_csv_or_none, read_json, write_dataframe, write_json
+from ..io import read_csv_or_none, read_json, to_json, write_dataframe, write_json, write_once
 from ..log import get_logger
 from .metrics import METRICS, mean_std, n_defined
 
@@ -71,14 +76,18 @@ class RunDirectory:
         write_dataframe(d / "history.csv", pd.DataFrame(history))
         write_json(d / "metrics.json", metrics)
 
-    def write_config(self, config: dict[str, Any]) -> None:
-        write_json(self.config_path, config)
+    def unit_log_path(self, seed: int, fold: int) -> Path:
+        return self.root / "logs" / f"seed_{seed}_fold_{fold}.log"
 
-    def write_dataset(self, summary: dict[str, Any]) -> None:
-        write_json(self.root / "dataset.json", summary)
+    # The shared files: each returns whether this call wrote it (False: it was there already).
+    def write_config(self, config: dict[str, Any]) -> bool:
+        return write_once(self.config_path, to_json(config))
 
-    def write_splits(self, seed: int, splits: list[dict[str, Any]]) -> None:
-        write_json(self.splits_path(seed), splits)
+    def write_dataset(self, summary: dict[str, Any]) -> bool:
+        return write_once(self.root / "dataset.json", to_json(summary))
+
+    def write_splits(self, seed: int, splits: list[dict[str, Any]]) -> bool:
+        return write_once(self.splits_path(seed), to_json(splits))
 
     # -- readers ------------------------------------------------------------------------------
     def read_config(self) -> dict[str, Any]:
