@@ -55,6 +55,10 @@ def _optional_int(value: str) -> int | None:
     return None if value.strip().lower() in ("", "none") else int(value)
 
 
+def _optional_float(value: str) -> float | None:
+    return None if value.strip().lower() in ("", "none") else float(value)
+
+
 @dataclass(frozen=True)
 class DatasetOption:
     """One extra option of a loader, as the command line shows it.
@@ -97,7 +101,7 @@ DATASET_OPTIONS: dict[str, dict[str, DatasetOption]] = {
         "n_times": DatasetOption(200, int, "time points per scan"),
         "n_classes": DatasetOption(2, int, "number of classes (balanced)"),
         "signal_form": DatasetOption("diff", str, "where the class signal lives",
-                                     choices=("diff", "raw", "connectivity")),
+                                     choices=("diff", "raw", "connectivity", "events", "mixture")),
         "n_signal_rois": DatasetOption(4, int, "signal ROIs per class"),
         "signal_rois": DatasetOption(None, _int_lists,
                                      "signal ROIs per class, e.g. '0,1,2;5,6' (default: drawn from the seed)"),
@@ -106,6 +110,15 @@ DATASET_OPTIONS: dict[str, dict[str, DatasetOption]] = {
         "noise": DatasetOption("ar1", str, "private ROI noise", choices=("ar1", "white")),
         "class_names": DatasetOption(None, _names, "class names, e.g. 'rest,task' (default: class0, class1, ...)"),
         "atlas": DatasetOption("synthetic", str, "atlas the ROIs stand for (aal3v2 needs n_rois=166)"),
+        "signal_fraction": DatasetOption(None, _optional_float,
+                                         "signal ROIs per class as a fraction of n_rois (replaces n_signal_rois)"),
+        "background": DatasetOption(None, _optional_str, "shared noise: global, or factors (default for "
+                                    "events and mixture)", choices=(None, "global", "factors")),
+        "n_factors": DatasetOption(8, int, "factors background: latent AR(1) factors"),
+        "factor_phi": DatasetOption(0.9, float, "factors background: AR(1) coefficient of the factors"),
+        "factor_ratio": DatasetOption(5.0, float, "factors background: factor variance over the ROI's own noise"),
+        "event_width": DatasetOption(3, int, "events: widest event in samples (widths 1 to it)"),
+        "n_events": DatasetOption(5, int, "events: events per signal ROI per scan"),
     },
 }
 
