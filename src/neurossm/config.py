@@ -65,6 +65,10 @@ class TrainingConfig:
         Validation metric that picks the checkpoint: ``"balanced_accuracy"`` or ``"loss"``.
     grad_clip : float
         Gradient-norm clip (0 disables).
+    patience : int or None
+        Early stopping: end training when the validation selection score (``select_metric``) has
+        not improved for this many epochs; the best epoch's weights are kept either way. ``0`` or
+        ``None`` trains all ``epochs``. Needs an inner validation split.
     """
 
     epochs: int = 20
@@ -76,6 +80,7 @@ class TrainingConfig:
     val_fraction: float = 0.2
     select_metric: str = "balanced_accuracy"
     grad_clip: float = 1.0
+    patience: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -86,9 +91,22 @@ TRAINING_DEFAULTS: dict[str, TrainingConfig] = {
     "HCP_REST": TrainingConfig(epochs=20, batch_size=16, lr=5e-4),
     "HCP_TASK": TrainingConfig(epochs=20, batch_size=16, lr=1e-3),
     "PPMI": TrainingConfig(epochs=30, batch_size=16, lr=5e-4),
-    "CUSTOM": TrainingConfig(),
+    # Your own data is often small (a hundred scans): a longer budget that early stopping cuts short
+    # once the inner validation score has stalled, rather than a fixed count that overfits.
+    "CUSTOM": TrainingConfig(epochs=40, patience=8),
     "SYNTHETIC": TrainingConfig(epochs=15, batch_size=16, lr=2e-3, warmup_epochs=1),
 }
+
+
+def describe_training_defaults() -> list[str]:
+    """One line per dataset: its training defaults, as ``neurossm models --verbose`` prints them."""
+    lines = []
+    for name, cfg in TRAINING_DEFAULTS.items():
+        stop = f"early stopping after {cfg.patience} epochs without improvement" if cfg.patience else "no early stopping"
+        lines.append(f"{name:<10} epochs {cfg.epochs}, batch {cfg.batch_size}, lr {cfg.lr:g} ({cfg.schedule}, "
+                     f"warm-up {cfg.warmup_epochs}), weight decay {cfg.weight_decay:g}, validation "
+                     f"{cfg.val_fraction:g} of subjects, selection by {cfg.select_metric}, {stop}")
+    return lines
 
 
 def dataset_info(name: str) -> DatasetInfo:

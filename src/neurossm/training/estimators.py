@@ -1,8 +1,8 @@
 """One fit/predict interface over both kinds of registered model.
 
 ``TorchEstimator`` trains an ``nn.Module`` on random crops with AdamW and keeps the epoch with
-the best validation score; ``FeatureEstimator`` fits a scikit-learn-style model on one random
-crop per scan. Both predict a scan by averaging over its test windows
+the best validation score, stopping early once that score has stalled for ``patience`` epochs;
+``FeatureEstimator`` fits a scikit-learn-style model on one random crop per scan. Both predict a scan by averaging over its test windows
 (:func:`neurossm.data.preprocess.windows`), so every model sees at test time the length it was
 trained on and every time point of the scan counts.
 """
@@ -79,6 +79,7 @@ class Estimator:
         self.n_rois, self.n_classes, self.crop_length = n_rois, n_classes, crop_length
         self.training, self.device, self.seed = training, device, seed
         self.history: list[dict[str, float]] = []
+        self.stopped_epoch: int | None = None  # the last epoch run when training stopped early
 
     def fit(self, X: Sequence[np.ndarray], y: np.ndarray, X_val: Sequence[np.ndarray], y_val: np.ndarray) -> "Estimator":
         raise NotImplementedError
@@ -138,6 +139,9 @@ class TorchEstimator(Estimator):
         warmup = cfg.warmup_epochs * steps_per_epoch
         opt = torch.optim.AdamW(self._param_groups(), lr=cfg.lr)
         best_score, best_state, best_epoch, step = -math.inf, None, 0, 0
+        # Without a validation split there is nothing to stop on: every epoch runs.
+        patience = int(cfg.patience or 0) if len(X_val) else 0
+        self.stopped_epoch = None
         for epoch in progress(range(cfg.epochs), desc="epochs", total=cfg.epochs):
             self.module.train()
             order = rng.permutation(n)
@@ -174,8 +178,15 @@ class TorchEstimator(Estimator):
             if score > best_score:
                 best_score, best_epoch = score, epoch
                 best_state = copy.deepcopy(self.module.state_dict())
+            elif patience and epoch - best_epoch >= patience and epoch + 1 < cfg.epochs:
+                self.stopped_epoch = epoch + 1
+                log.debug("early stop after epoch %d: no better validation score since epoch %d",
+                          epoch + 1, best_epoch + 1)
+                break
         for record in self.history:
             record["selected"] = float(record["epoch"] == best_epoch + 1)
+            # history.csv says where training ended early: 1 on the last epoch run, else 0
+            record["early_stop"] = float(record["epoch"] == self.stopped_epoch)
         if best_state is not None:
             self.module.load_state_dict(best_state)
         return self
