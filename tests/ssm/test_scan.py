@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from neurossm.ssm import scan as scan_module
+from neurossm.ssm import cpu as cpu_module
+from neurossm.ssm import cuda as cuda_module
 from neurossm.ssm import (
     cuda_backend_available,
     resolve_backend,
@@ -203,8 +204,8 @@ def test_compiled_engine_takes_strided_inputs():
 def test_auto_engine_falls_back_to_eager_without_numba(monkeypatch):
     inputs = make_inputs(2, 3, 4, 9, seed=23)
     expected = selective_scan_cpu(**inputs, delta_softplus=True, engine="eager")
-    monkeypatch.setattr(scan_module, "_load_compiled", lambda: None)
-    assert not scan_module.compiled_engine_available()
+    monkeypatch.setattr(cpu_module, "_load_compiled", lambda: None)
+    assert not cpu_module.compiled_engine_available()
     torch.testing.assert_close(selective_scan_cpu(**inputs, delta_softplus=True), expected)
     with pytest.raises(RuntimeError, match="needs numba"):
         selective_scan_cpu(**inputs, delta_softplus=True, engine="compiled")
@@ -213,12 +214,12 @@ def test_auto_engine_falls_back_to_eager_without_numba(monkeypatch):
 def test_engine_environment_variable_sets_auto(monkeypatch):
     inputs = make_inputs(2, 3, 4, 9, seed=25)
     calls = []
-    monkeypatch.setattr(scan_module._BlockedScan, "apply",
+    monkeypatch.setattr(cpu_module._BlockedScan, "apply",
                         lambda *a: calls.append("eager") or torch.zeros_like(inputs["u"]))
-    monkeypatch.setenv(scan_module.ENGINE_ENV, "eager")
+    monkeypatch.setenv(cpu_module.ENGINE_ENV, "eager")
     selective_scan_cpu(**inputs, delta_softplus=True)
     assert calls == ["eager"]
-    monkeypatch.setenv(scan_module.ENGINE_ENV, "fortran")
+    monkeypatch.setenv(cpu_module.ENGINE_ENV, "fortran")
     with pytest.raises(ValueError, match="'fortran' .from the environment variable NEUROSSM_CPU"):
         selective_scan_cpu(**inputs, delta_softplus=True)
 
@@ -268,7 +269,7 @@ def test_cuda_matches_reference(length, optional):
                          with_bias=optional, softplus=optional)
     y_ref, g_ref = run_with_grads(selective_scan_reference, inputs, delta_softplus=optional)
     on_gpu = {k: None if v is None else v.float().cuda() for k, v in inputs.items()}
-    y_gpu, g_gpu = run_with_grads(scan_module.selective_scan_cuda, on_gpu,
+    y_gpu, g_gpu = run_with_grads(cuda_module.selective_scan_cuda, on_gpu,
                                   delta_softplus=optional)
     torch.testing.assert_close(y_gpu.double().cpu(), y_ref, rtol=1e-4, atol=1e-4)
     for name in g_ref:

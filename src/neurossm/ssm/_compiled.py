@@ -1,6 +1,6 @@
 """Numba kernels of the ``cpu`` scan backend: the recurrence fused into one loop nest.
 
-The eager blocked scan (:class:`neurossm.ssm.scan._BlockedScan`) makes about twenty passes over
+The eager blocked scan (:class:`neurossm.ssm.eager._BlockedScan`) makes about twenty passes over
 ``(T, b, N, D)`` block buffers per step of forward and backward, each a separate PyTorch op.
 These kernels do the same arithmetic in one loop nest per batch element, with the ``(N, D)``
 state in cache and the channel axis ``D`` innermost, so that the compiler vectorises it. Batch
@@ -28,7 +28,7 @@ written with ``exp(-|x|)``), and is clamped at ``-126 ln 2``, so a result below 
 of a value in ``[0, 1]`` is likewise a short series (:func:`_log1p_unit`). Float64 uses
 ``math.exp`` and ``math.log1p``: it is the tests' precision, not a speed path.
 
-Importing this module needs numba; :mod:`neurossm.ssm.scan` imports it lazily and falls back
+Importing this module needs numba; :mod:`neurossm.ssm.cpu` imports it lazily and falls back
 to the eager scan when numba is missing.
 """
 
