@@ -26,6 +26,7 @@ __all__ = ["CPU_ENGINES", "ENGINE_ENV", "compiled_engine_available", "selective_
 
 CPU_ENGINES = ("auto", "compiled", "eager")
 
+
 def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None,
                        delta_softplus=False, block_size: int | None = None, engine: str = "auto"):
     """The blocked selective scan with a hand-written, memory-lean backward pass.
@@ -35,10 +36,14 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     skip and the ``z`` gate are left to autograd) or ``"auto"`` (compiled when it can run, see
     :func:`compiled_engine_available`). ``block_size`` (steps per block, the granularity of the
     states kept for backward) defaults to a value that keeps the block's buffers cache-resident.
+    ``B`` and ``C`` are ``(b, N, L)`` or grouped ``(b, G, N, L)`` (see :mod:`neurossm.ssm.scan`).
     """
     out_dtype = u.dtype
     dtype = torch.promote_types(u.dtype, torch.float32)
     u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
+    # both engines take B and C grouped; the ungrouped scan is the one with a single group
+    if B.dim() == 3:
+        B, C = B.unsqueeze(1), C.unsqueeze(1)  # (b, 1, N, L)
     if delta_bias is not None:
         delta_bias = delta_bias.to(dtype)
     if _use_compiled(engine, u):
@@ -105,8 +110,8 @@ _COMPILED_BLOCK = 16
 class _CompiledScan(torch.autograd.Function):
     """All of ``selective_scan`` (bias, softplus, recurrence, skip, gate) by the numba kernels.
 
-    The kernels work time-major, so the inputs are transposed once to ``(b, L, D)`` and
-    ``(b, L, N)``; those copies are saved for backward, with the state at every block start and,
+    The kernels work time-major, so the inputs are transposed once to ``(b, L, D)`` and, for the
+    grouped ``B`` and ``C`` ``(b, G, N, L)``, to ``(b, L, G, N)``; those copies are saved for backward, with the state at every block start and,
     when gated, the output before the gate. The output and the gradients are returned as
     ``(b, D, L)`` views of the kernels' time-major results.
     """
@@ -116,7 +121,8 @@ class _CompiledScan(torch.autograd.Function):
         kernels = _load_compiled()
         batch, dim, length = u.shape
         gated = z is not None
-        u_t, delta_t, B_t, C_t = (_time_major(x) for x in (u, delta, B, C))
+        u_t, delta_t = _time_major(u), _time_major(delta)  # (b, L, D)
+        B_t, C_t = _time_major_groups(B), _time_major_groups(C)  # (b, L, G, N)
         z_t = _time_major(z) if gated else u_t.new_empty(batch, 0, 0)
         shared = _shared_arrays(A, D, delta_bias, softplus, gated, block)
         y = torch.empty_like(u_t)
@@ -143,7 +149,7 @@ class _CompiledScan(torch.autograd.Function):
                           (u_t, delta_t, B_t, C_t, z_t, pre, starts, _time_major(grad_y),
                            g_u, g_delta, g_z, g_B, g_C, g_A, g_D, g_bias))
         return (g_u.transpose(1, 2), g_delta.transpose(1, 2), g_A.sum(0).t(),
-                g_B.transpose(1, 2), g_C.transpose(1, 2),
+                g_B.permute(0, 2, 3, 1), g_C.permute(0, 2, 3, 1),
                 g_D.sum(0) if has_D else None, g_z.transpose(1, 2) if gated else None,
                 g_bias.sum(0) if has_bias else None, None, None)
 
@@ -160,6 +166,12 @@ def _shared_arrays(A, D, delta_bias, softplus, gated, block) -> tuple:
 def _time_major(x: torch.Tensor) -> torch.Tensor:
     """``(b, C, L)`` → a contiguous ``(b, L, C)`` copy, detached."""
     return x.detach().transpose(1, 2).contiguous()
+
+
+def _time_major_groups(x: torch.Tensor) -> torch.Tensor:
+    """Grouped ``(b, G, N, L)`` → contiguous ``(b, L, G, N)``, detached (no copy when ``x`` is a
+    view of such memory, as the Mamba block's ``B`` and ``C`` are)."""
+    return x.detach().permute(0, 3, 1, 2).contiguous()
 
 
 def _run_batch_slices(kernel: Callable, shared: tuple, batched: tuple[torch.Tensor, ...]) -> None:

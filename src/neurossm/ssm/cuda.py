@@ -28,7 +28,9 @@ def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     """mamba-ssm's fused CUDA kernel (same semantics and layouts).
 
     The kernel takes float32, float16 or bfloat16 inputs; ``A``, ``D`` and ``delta_bias`` are
-    passed as float32, as mamba-ssm's own Mamba block does.
+    passed as float32, as mamba-ssm's own Mamba block does. Grouped ``B`` and ``C``,
+    ``(b, G, N, L)``, are its own variable-B/C layout and pass through unchanged (an ungrouped
+    ``(b, N, L)`` is read there as one group).
     """
     selective_scan_fn = _load_cuda_scan()
     if not u.is_cuda:

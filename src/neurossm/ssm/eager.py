@@ -51,9 +51,11 @@ def _default_block_size(batch: int, dim: int, n_state: int) -> int:
 class _BlockedScan(torch.autograd.Function):
     """``y = scan(u, softplus?(delta + delta_bias), A, B, C)`` (no skip or gate) in time blocks.
 
-    Work happens in time-major ``(T, b, N, D)`` buffers for one block of ``T`` steps at a time,
+    ``B`` and ``C`` come grouped, ``(b, G, N, L)`` (``G = 1`` for the ungrouped scan). Work
+    happens in time-major ``(T, b, N, D)`` buffers for one block of ``T`` steps at a time,
     with the channel axis ``D`` innermost so that every elementwise operation and the reductions
-    over ``N`` and ``D`` run on contiguous memory. Within a block the decays
+    over ``N`` and ``D`` run on contiguous memory; viewed as ``(T, b, N, G, D / G)`` they meet
+    the block's ``B`` and ``C``, ``(T, b, N, G)``, by broadcasting. Within a block the decays
     ``exp(delta[t] * A)`` are formed directly (exponents stay <= 0 for negative A, so nothing
     overflows in float32, unlike log-space cumulative-sum formulations) and the state is advanced
     one step at a time across the whole ``(b, N, D)`` slab.
@@ -78,11 +80,11 @@ class _BlockedScan(torch.autograd.Function):
     @staticmethod
     def _forward(ctx, u, delta, A, B, C, delta_bias, delta_softplus, block_size):
         batch, dim, length = u.shape
-        n_state = A.shape[1]
+        n_groups, n_state = B.shape[1], A.shape[1]
         T = max(1, min(block_size, length))
         n_blocks = -(-length // T)
         A2_t = (A * _LOG2_E).t().contiguous()  # (N, D), for exp(dt A) = exp2(dt A log2 e)
-        block = _BlockInputs(u, n_state, T)
+        block = _BlockInputs(u, n_groups, n_state, T)
 
         decay = u.new_empty(T, batch, n_state, dim)
         states = u.new_empty(T, batch, n_state, dim)
@@ -97,9 +99,8 @@ class _BlockedScan(torch.autograd.Function):
             dec, st = decay[:n], states[:n]
             _block_decay_and_drive(dt_b, dt_b * u_b, A2_t, B_b, dec, st)
             _advance(dec.unbind(0), st.unbind(0), starts[k])
-            # y[t, b, d] = sum_n C[t, b, n] h[t, b, n, d]
-            torch.bmm(C_b.view(n * batch, 1, n_state), st.view(n * batch, n_state, dim),
-                      out=y_block[:n].view(n * batch, 1, dim))
+            # y[t, b, d] = sum_n C[t, b, n, g(d)] h[t, b, n, d]; dec is free again as work space
+            _sum_state_times_group(st, C_b, y_block[:n], work=dec)
             y[:, :, lo:hi].copy_(y_block[:n].permute(1, 2, 0))
             if k + 1 < n_blocks:
                 starts[k + 1].copy_(st[-1])
@@ -114,10 +115,11 @@ class _BlockedScan(torch.autograd.Function):
         u, delta, A, B, C, delta_bias, starts = ctx.saved_tensors
         T = ctx.block_size
         n_blocks, batch, n_state, dim = starts.shape
+        n_groups = B.shape[1]
         length = u.shape[-1]
         A_t = A.t().contiguous()  # (N, D)
         A2_t = A_t * _LOG2_E
-        block = _BlockInputs(u, n_state, T)
+        block = _BlockInputs(u, n_groups, n_state, T)
 
         decay = u.new_empty(T, batch, n_state, dim)
         # states_ext[0] is the state before the block, states_ext[1:] the block's states
@@ -128,7 +130,7 @@ class _BlockedScan(torch.autograd.Function):
         g_A_acc = u.new_zeros(T, batch, n_state, dim)
         carry = u.new_zeros(batch, n_state, dim)
         gy_b, g_dtu_b, g_dt_b = (u.new_empty(T, batch, dim) for _ in range(3))
-        g_B_b, g_C_b = (u.new_empty(T, batch, n_state) for _ in range(2))
+        g_B_b, g_C_b = (u.new_empty(T, batch, n_state, n_groups) for _ in range(2))
         g_u, g_delta = torch.empty_like(u), torch.empty_like(u)
         g_B, g_C = torch.empty_like(B), torch.empty_like(C)
         g_bias = torch.zeros_like(delta_bias) if delta_bias is not None else None
@@ -147,24 +149,22 @@ class _BlockedScan(torch.autograd.Function):
             gy = gy_b[:n]
             gy.copy_(grad_y[:, :, lo:hi].permute(2, 0, 1))  # (n, b, D)
 
-            # dC[t, b, n] = sum_d h[t, b, n, d] dy[t, b, d]
-            torch.mul(st, gy.unsqueeze(2), out=wk)
-            torch.sum(wk, dim=-1, out=g_C_b[:n])
-            g_C[:, :, lo:hi].copy_(g_C_b[:n].permute(1, 2, 0))
+            # dC[t, b, n, g] = sum_{d in g} h[t, b, n, d] dy[t, b, d]
+            _sum_within_groups(st, gy, g_C_b[:n], work=wk)
+            g_C[..., lo:hi].copy_(g_C_b[:n].permute(1, 3, 2, 0))
 
             # adjoint: g[t] = C[t] dy[t] + decay[t+1] * g[t+1], entering from the next block
-            torch.mul(C_b.unsqueeze(-1), gy.unsqueeze(2), out=ad)
+            torch.mul(C_b.unsqueeze(-1), _by_group(gy.unsqueeze(2), n_groups),
+                      out=_by_group(ad, n_groups))
             ad_steps[-1].add_(carry)
             for t in range(n - 2, -1, -1):
                 ad_steps[t].addcmul_(dec_steps[t + 1], ad_steps[t + 1])
 
-            # d(delta*u)[t, b, d] = sum_n g B ;  dB[t, b, n] = sum_d g (delta*u)
+            # d(delta*u)[t, b, d] = sum_n g B ;  dB[t, b, n, g] = sum_{d in g} g (delta*u)
             g_dtu = g_dtu_b[:n]
-            torch.bmm(B_b.view(n * batch, 1, n_state), ad.view(n * batch, n_state, dim),
-                      out=g_dtu.view(n * batch, 1, dim))
-            torch.mul(ad, dtu_b.unsqueeze(2), out=wk)
-            torch.sum(wk, dim=-1, out=g_B_b[:n])
-            g_B[:, :, lo:hi].copy_(g_B_b[:n].permute(1, 2, 0))
+            _sum_state_times_group(ad, B_b, g_dtu, work=wk)
+            _sum_within_groups(ad, dtu_b, g_B_b[:n], work=wk)
+            g_B[..., lo:hi].copy_(g_B_b[:n].permute(1, 3, 2, 0))
 
             # through the decay: m = g * exp(delta A) * h[t-1]; d delta = sum_n m A; dA = sum m delta
             dec.mul_(ad)
@@ -195,17 +195,21 @@ class _BlockInputs:
     whole ``(b, D, L)`` tensors, and no second full-length copy of the inputs is kept.
     """
 
-    def __init__(self, u: torch.Tensor, n_state: int, T: int) -> None:
+    def __init__(self, u: torch.Tensor, n_groups: int, n_state: int, T: int) -> None:
         batch, dim, _ = u.shape
         self.u, self.dt = u.new_empty(T, batch, dim), u.new_empty(T, batch, dim)
-        self.B, self.C = u.new_empty(T, batch, n_state), u.new_empty(T, batch, n_state)
+        self.B = u.new_empty(T, batch, n_state, n_groups)
+        self.C = u.new_empty(T, batch, n_state, n_groups)
 
     def load(self, u, delta, B, C, delta_bias, delta_softplus, lo: int, hi: int):
-        """``u``, ``softplus?(delta + delta_bias)``, ``B``, ``C`` of steps ``lo:hi``, each ``(n, b, ·)``."""
+        """Steps ``lo:hi`` of ``u`` and ``softplus?(delta + delta_bias)``, each ``(n, b, D)``,
+        and of ``B`` and ``C``, each ``(n, b, N, G)``."""
         n = hi - lo
         u_b, dt_b, B_b, C_b = self.u[:n], self.dt[:n], self.B[:n], self.C[:n]
-        for dst, src in ((u_b, u), (dt_b, delta), (B_b, B), (C_b, C)):
+        for dst, src in ((u_b, u), (dt_b, delta)):
             dst.copy_(src[:, :, lo:hi].permute(2, 0, 1))
+        for dst, src in ((B_b, B), (C_b, C)):
+            dst.copy_(src[..., lo:hi].permute(3, 0, 2, 1))
         if delta_bias is not None:
             dt_b += delta_bias
         if delta_softplus:
@@ -213,15 +217,42 @@ class _BlockInputs:
         return u_b, dt_b, B_b, C_b
 
 
-def _block_decay_and_drive(dt, dtu, A2_t, B, decay, drive):
-    """decay[t] = exp(delta[t] A) = exp2(delta[t] A log2(e)), drive[t] = delta[t] u[t] B[t].
+def _by_group(x: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """A view of ``x`` with its last (channel) axis split as ``(G, D / G)``."""
+    return x.view(*x.shape[:-1], n_groups, x.shape[-1] // n_groups)
 
-    ``A2_t`` is ``(A log2 e)^T``, ``(N, D)``; outputs are ``(T, b, N, D)``. exp2 is used because
-    it is markedly faster than exp on CPUs and, unlike exp, keeps its speed when results
-    underflow to denormals (large ``|delta A|``).
+
+def _block_decay_and_drive(dt, dtu, A2_t, B, decay, drive):
+    """decay[t] = exp(delta[t] A) = exp2(delta[t] A log2(e)), drive[t] = delta[t] u[t] B[t, g(d)].
+
+    ``A2_t`` is ``(A log2 e)^T``, ``(N, D)``; ``B`` is ``(T, b, N, G)``; outputs are
+    ``(T, b, N, D)``. exp2 is used because it is markedly faster than exp on CPUs and, unlike exp,
+    keeps its speed when results underflow to denormals (large ``|delta A|``).
     """
+    n_groups = B.shape[-1]
     torch.mul(dt.unsqueeze(2), A2_t, out=decay).exp2_()
-    torch.mul(B.unsqueeze(-1), dtu.unsqueeze(2), out=drive)
+    torch.mul(B.unsqueeze(-1), _by_group(dtu.unsqueeze(2), n_groups), out=_by_group(drive, n_groups))
+
+
+def _sum_state_times_group(x, BC, out, work):
+    """``out[t, b, d] = sum_n x[t, b, n, d] BC[t, b, n, g(d)]`` for ``x (T, b, N, D)``,
+    ``BC (T, b, N, G)``; ``work`` is a ``(T, b, N, D)`` scratch buffer."""
+    steps, batch, n_state, n_groups = BC.shape
+    if n_groups == 1:
+        # one small matrix product per (t, b): markedly faster than the product and sum below
+        torch.bmm(BC.view(steps * batch, 1, n_state), x.view(steps * batch, n_state, -1),
+                  out=out.view(steps * batch, 1, -1))
+        return
+    torch.mul(_by_group(x, n_groups), BC.unsqueeze(-1), out=_by_group(work, n_groups))
+    torch.sum(work, dim=2, out=out)
+
+
+def _sum_within_groups(x, v, out, work):
+    """``out[t, b, n, g] = sum_{d in g} x[t, b, n, d] v[t, b, d]`` for ``x (T, b, N, D)``,
+    ``v (T, b, D)``, ``out (T, b, N, G)``; ``work`` is a ``(T, b, N, D)`` scratch buffer."""
+    n_groups = out.shape[-1]
+    torch.mul(x, v.unsqueeze(2), out=work)
+    torch.sum(_by_group(work, n_groups), dim=-1, out=out)
 
 
 def _advance(decay_steps, state_steps, h0):
@@ -230,4 +261,3 @@ def _advance(decay_steps, state_steps, h0):
     for a_t, x_t in zip(decay_steps, state_steps):
         x_t.addcmul_(a_t, h)
         h = x_t
-

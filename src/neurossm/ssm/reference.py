@@ -35,20 +35,28 @@ def selective_scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     """The sequential recurrence, one time step at a time, differentiated by autograd.
 
     Computes in the inputs' dtype (at least float32) and returns ``u``'s dtype. It is the oracle
-    the other backends are tested against, so it is written to be obviously right, not fast.
+    the other backends are tested against, so it is written to be obviously right, not fast:
+    ``B`` and ``C`` (grouped or not) are spelled out to one row per channel first.
     """
     out_dtype = u.dtype
     dtype = torch.promote_types(u.dtype, torch.float32)
     u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
     delta = _prepare_delta(delta, delta_bias, delta_softplus)
     batch, dim, length = u.shape
+    B, C = _per_channel(B, dim), _per_channel(C, dim)  # (b, d, n, L) each
     h = u.new_zeros(batch, dim, A.shape[1])  # (b, d, n)
     ys = []
     for t in range(length):
         decay = torch.exp(delta[:, :, t, None] * A)  # (b, d, n)
-        drive = (delta[:, :, t] * u[:, :, t])[:, :, None] * B[:, None, :, t]  # (b, d, n)
+        drive = (delta[:, :, t] * u[:, :, t])[:, :, None] * B[..., t]  # (b, d, n)
         h = decay * h + drive
-        ys.append(torch.einsum("bdn,bn->bd", h, C[:, :, t]))
+        ys.append((h * C[..., t]).sum(dim=-1))  # (b, d)
     y = torch.stack(ys, dim=-1)  # (b, d, L)
     return _skip_and_gate(y, u, D, z).to(out_dtype)
 
+
+def _per_channel(BC, dim):
+    """``B`` or ``C``, ``(b, N, L)`` or grouped ``(b, G, N, L)``, as ``(b, dim, N, L)``: the row
+    each channel reads (channel ``d`` belongs to group ``d // (dim / G)``)."""
+    grouped = BC if BC.dim() == 4 else BC[:, None]  # (b, G, N, L)
+    return grouped.repeat_interleave(dim // grouped.shape[1], dim=1)  # (b, dim, N, L)

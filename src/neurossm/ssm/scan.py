@@ -11,6 +11,13 @@ with mamba-ssm's ``selective_scan_fn`` layouts: ``u, delta, z: (batch, D, L)``, 
 ``B, C: (batch, N, L)``, ``D, delta_bias: (D,)``; the output is ``(batch, D, L)``. A is real and
 expected negative (mamba-ssm parametrises it as ``-exp(A_log)``).
 
+``B`` and ``C`` may also be *grouped*, ``(batch, G, N, L)``, mamba-ssm's layout: the ``D``
+channels are split evenly into ``G`` consecutive groups of ``D / G``, and channel ``d`` reads
+``B[:, d // (D / G)]`` and ``C[:, d // (D / G)]``. ``G = 1`` is the ungrouped scan. One grouped
+scan runs ``G`` independent sequences of one batch element at once, e.g. one per ROI with the
+ROI's features as its channels: the channel axis is then wide (ROIs × features), which is what
+the kernels vectorise over, instead of ``G`` times more sequences of a few channels each.
+
 Three backends compute the same thing:
 
 ``reference`` (:mod:`neurossm.ssm.reference`)
@@ -82,8 +89,10 @@ def selective_scan(
         Step sizes (before ``delta_bias`` and the optional softplus).
     A : Tensor, shape (D, N)
         State matrix (diagonal, real, negative).
-    B, C : Tensor, shape (batch, N, L)
-        Input-dependent input and output projections.
+    B, C : Tensor, shape (batch, N, L) or (batch, G, N, L)
+        Input-dependent input and output projections; grouped (the second shape, ``G``
+        dividing ``D``, the same for both) gives each group of ``D / G`` consecutive channels
+        its own.
     D : Tensor, shape (D,), optional
         Skip connection weight.
     z : Tensor, shape (batch, D, L), optional
@@ -134,10 +143,18 @@ def _check_shapes(u, delta, A, B, C, D, z, delta_bias) -> None:
     if A.dim() != 2 or A.shape[0] != dim:
         raise ValueError(f"A must be (D, N) with D={dim}, got shape {tuple(A.shape)}")
     n_state = A.shape[1]
+    if B.dim() == 4:
+        n_groups = B.shape[1]
+        if n_groups < 1 or dim % n_groups:
+            raise ValueError(f"grouped B {tuple(B.shape)} has {n_groups} groups, which do not split "
+                             f"the D={dim} channels of u {tuple(u.shape)} evenly")
+        bc_shape = (batch, n_groups, n_state, length)
+    else:
+        bc_shape = (batch, n_state, length)
     expected = {
         "delta": (delta, (batch, dim, length)),
-        "B": (B, (batch, n_state, length)),
-        "C": (C, (batch, n_state, length)),
+        "B": (B, bc_shape),
+        "C": (C, bc_shape),
         "D": (D, (dim,)),
         "z": (z, (batch, dim, length)),
         "delta_bias": (delta_bias, (dim,)),
