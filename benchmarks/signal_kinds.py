@@ -48,7 +48,9 @@ Usage::
         --config NeuroSSM:d_model=16 NeuroSSM:scales=1,2
     python benchmarks/signal_kinds.py --table suite.jsonl                    # markdown table
 
-``--variant NAME`` stores the records under another model name (for ablations: presets through
+``--models probe`` adds a learnability probe (two hand-made numbers per ROI + logistic regression
+on the same grouped folds; :func:`run_probe`): not a contender, a check that a kind is learnable
+at its size. ``--variant NAME`` stores the records under another model name (for ablations: presets through
 ``--preset``, options through ``--config``). This is a measurement script, never part of the tests.
 """
 
@@ -157,7 +159,8 @@ def run_one(kind: str, seed: int, model: str, args: argparse.Namespace, root: Pa
     pairs = [c.partition(":")[2] for c in args.config if c.partition(":")[0] == model]
     opts = ExperimentOptions(
         dataset="CUSTOM", model=model, results_root=str(root), run_name=f"{kind}-{seed}", seeds=(seed,),
-        folds=args.folds, device="cpu", epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        folds=args.folds, skip_cross_validation=args.holdout, device="cpu", epochs=args.epochs, lr=args.lr,
+        batch_size=args.batch_size,
         preset=args.preset, model_config=parse_overrides(pairs),
     )
     t0 = time.perf_counter()
@@ -172,6 +175,7 @@ def run_one(kind: str, seed: int, model: str, args: argparse.Namespace, root: Pa
                       "epochs_run": int(len(history)) if "epoch" in history else None,
                       "fit_seconds": m["fit_seconds"]})
     record = {"kind": kind, "model": args.variant or model, "registered_model": model, "data_seed": seed,
+              "protocol": "holdout" if args.holdout else f"{args.folds}-fold",
               "wall_s": wall, "dataset": {"n_scans": len(dataset), "n_rois": dataset.n_rois,
                                           "n_times": int(dataset.crop_length), "options": KINDS[kind]},
               "model_config": config["model"]["config"], "preset": args.preset,
@@ -179,6 +183,57 @@ def run_one(kind: str, seed: int, model: str, args: argparse.Namespace, root: Pa
               "folds": folds,
               **{m: result.summary["test"][m] for m in ("accuracy", "balanced_accuracy", "roc_auc")}}
     return record
+
+
+PROBE = "probe"
+
+
+def probe_features(x: np.ndarray) -> np.ndarray:
+    """Two hand-made numbers per ROI, ``(2 R,)``: the kurtosis of the first difference (brief events
+    and level shifts make it heavy-tailed) and the variance of 4-sample means (a slow oscillation
+    raises it)."""
+    from scipy.stats import kurtosis
+
+    pooled = x[:, : x.shape[1] // 4 * 4].reshape(x.shape[0], -1, 4).mean(axis=-1)  # (R, T / 4)
+    return np.concatenate([kurtosis(np.diff(x, axis=-1), axis=-1), pooled.var(axis=-1)])
+
+
+def run_probe(kind: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The learnability probe: :func:`probe_features` + L2 logistic regression, on the harness' own
+    subject-grouped folds (:func:`neurossm.data.splits.make_splits`, the same seed), fitted on the
+    training and validation scans of each fold, tested once on its test fold. Not a registered
+    model: a check that the kind is learnable at its size by a model that reads each ROI alone."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from neurossm.data.splits import check_disjoint, make_splits
+    from neurossm.training.metrics import classification_metrics
+
+    t0 = time.perf_counter()
+    dataset = make_kind(kind, seed)
+    by_id = {s.scan_id: s for s in dataset.scans}
+    folds = []
+    for split in make_splits(dataset, seed, args.folds, 0.2, single=args.holdout):
+        check_disjoint(dataset, split)
+        fit = [by_id[i] for i in (*split.train, *split.val)]
+        test = [by_id[i] for i in split.test]
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        clf.fit(np.stack([probe_features(s.timeseries) for s in fit]), [s.label for s in fit])
+        probs = clf.predict_proba(np.stack([probe_features(s.timeseries) for s in test]))
+        m = classification_metrics([s.label for s in test], probs, dataset.n_classes)
+        folds.append({"fold": split.fold, "accuracy": m["accuracy"], "balanced_accuracy": m["balanced_accuracy"],
+                      "roc_auc": m["roc_auc"]})
+
+    def stat(key: str) -> dict[str, float]:
+        v = np.array([f[key] for f in folds])
+        return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+
+    return {"kind": kind, "model": PROBE, "registered_model": None, "data_seed": seed,
+            "protocol": "holdout" if args.holdout else f"{args.folds}-fold", "wall_s": time.perf_counter() - t0,
+            "dataset": {"n_scans": len(dataset), "n_rois": dataset.n_rois, "n_times": int(dataset.crop_length),
+                        "options": KINDS[kind]}, "training": None, "folds": folds,
+            **{m: stat(m) for m in ("accuracy", "balanced_accuracy", "roc_auc")}}
 
 
 def _done(path: Path) -> set[tuple[str, str, int]]:
@@ -245,13 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
-                        help="registered model names (`neurossm models` lists them)")
+                        help=f"registered model names (`neurossm models` lists them), or {PROBE!r}: the "
+                             "hand-made learnability probe (run_probe)")
     parser.add_argument("--variant", help="record the (single) model under this name, e.g. NeuroSSM-no-diff")
     parser.add_argument("--preset", help="model preset (with one model)")
     parser.add_argument("--config", nargs="*", default=[], metavar="MODEL:KEY=VALUE",
                         help="model option overrides, e.g. NeuroSSM:d_model=16")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="data seeds (also seed the CV)")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--holdout", action="store_true",
+                        help="one train/validation/holdout split per data seed instead of the K folds (a quick "
+                             "look only; the record says so)")
     parser.add_argument("--epochs", type=int, default=None, help="default: the CUSTOM training default")
     parser.add_argument("--lr", type=float, default=None, help="default: the CUSTOM training default")
     parser.add_argument("--batch-size", type=int, default=None)
@@ -286,18 +345,21 @@ def main(argv: list[str] | None = None) -> int:
         config.TRAINING_DEFAULTS["CUSTOM"] = dataclasses.replace(config.TRAINING_DEFAULTS["CUSTOM"],
                                                                  patience=args.patience)
     torch.set_num_threads(args.threads)
-    models = [get_model(m).name for m in args.models]
+    models = [m if m == PROBE else get_model(m).name for m in args.models]
     done = _done(args.out)
     for kind in args.kinds:
         for seed in args.seeds:
             for model in models:
                 if (kind, args.variant or model, seed) in done:
                     continue
-                root = Path(tempfile.mkdtemp(prefix="neurossm-suite-"))
-                try:
-                    record = run_one(kind, seed, model, args, root)
-                finally:
-                    shutil.rmtree(root, ignore_errors=True)
+                if model == PROBE:
+                    record = run_probe(kind, seed, args)
+                else:
+                    root = Path(tempfile.mkdtemp(prefix="neurossm-suite-"))
+                    try:
+                        record = run_one(kind, seed, model, args, root)
+                    finally:
+                        shutil.rmtree(root, ignore_errors=True)
                 record["host"] = {"threads": torch.get_num_threads(), "load_average": os.getloadavg()}
                 _append(args.out, record)
                 print(f"{kind} seed {seed}: {record['model']} accuracy {record['accuracy']['mean']:.3f} "
