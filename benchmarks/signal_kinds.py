@@ -33,8 +33,9 @@ harness ``neurossm train`` runs: subject-grouped stratified 5-fold CV, model sel
 validation split, the test fold touched once. The data seed also seeds the CV splits. The training
 settings are the CUSTOM dataset's defaults (what a user with their own data gets, early stopping
 included), with ``--epochs``/``--lr``/``--batch-size``/``--patience`` as overrides; the record
-keeps the resolved settings and, per fold, the selected and the last epoch run. Reported per (kind, model): accuracy mean ± std
-over the data seeds' CV means (and over all folds), balanced accuracy, ROC-AUC, wall time.
+keeps the resolved settings and, per fold, the selected and the last epoch run. Reported per (kind,
+model): accuracy mean ± std over the data seeds' CV means (and over all folds), balanced accuracy,
+ROC-AUC, wall time.
 
 Results are appended to ``--out`` (JSON lines, one record per (kind, model, data seed)) as soon as
 each run finishes, so a partial run is usable; a rerun skips records already there. ``--table``
@@ -267,7 +268,8 @@ def summarise(path: Path) -> dict[str, Any]:
         fold_acc = np.array([f["accuracy"] for r in rs for f in r["folds"]])
         out[f"{kind}/{model}"] = {
             "kind": kind, "model": model, "n_seeds": len(rs), "seeds": sorted(r["data_seed"] for r in rs),
-            "accuracy_mean": float(means.mean()), "accuracy_std_over_seeds": float(means.std(ddof=1)) if len(rs) > 1 else None,
+            "accuracy_mean": float(means.mean()),
+            "accuracy_std_over_seeds": float(means.std(ddof=1)) if len(rs) > 1 else None,
             "accuracy_std_over_folds": float(fold_acc.std(ddof=1)) if len(fold_acc) > 1 else None,
             "balanced_accuracy_mean": float(np.mean([r["balanced_accuracy"]["mean"] for r in rs])),
             "roc_auc_mean": float(np.mean([r["roc_auc"]["mean"] for r in rs])),

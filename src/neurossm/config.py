@@ -102,7 +102,8 @@ def describe_training_defaults() -> list[str]:
     """One line per dataset: its training defaults, as ``neurossm models --verbose`` prints them."""
     lines = []
     for name, cfg in TRAINING_DEFAULTS.items():
-        stop = f"early stopping after {cfg.patience} epochs without improvement" if cfg.patience else "no early stopping"
+        stop = (f"early stopping after {cfg.patience} epochs without improvement" if cfg.patience
+                else "no early stopping")
         lines.append(f"{name:<10} epochs {cfg.epochs}, batch {cfg.batch_size}, lr {cfg.lr:g} ({cfg.schedule}, "
                      f"warm-up {cfg.warmup_epochs}), weight decay {cfg.weight_decay:g}, validation "
                      f"{cfg.val_fraction:g} of subjects, selection by {cfg.select_metric}, {stop}")

@@ -2,9 +2,9 @@
 
 ``TorchEstimator`` trains an ``nn.Module`` on random crops with AdamW and keeps the epoch with
 the best validation score, stopping early once that score has stalled for ``patience`` epochs;
-``FeatureEstimator`` fits a scikit-learn-style model on one random crop per scan. Both predict a scan by averaging over its test windows
-(:func:`neurossm.data.preprocess.windows`), so every model sees at test time the length it was
-trained on and every time point of the scan counts.
+``FeatureEstimator`` fits a scikit-learn-style model on one random crop per scan. Both predict a
+scan by averaging over its test windows (:func:`neurossm.data.preprocess.windows`), so every
+model sees at test time the length it was trained on and every time point of the scan counts.
 """
 
 from __future__ import annotations
