@@ -74,6 +74,10 @@ class TrainingConfig:
         Validation metric that picks the checkpoint: ``"balanced_accuracy"`` or ``"loss"``.
     grad_clip : float
         Gradient-norm clip (0 disables).
+    patience : int or None
+        Early stopping: end training when the validation selection score (``select_metric``) has
+        not improved for this many epochs; the best epoch's weights are kept either way. ``0`` or
+        ``None`` trains all ``epochs``. Needs an inner validation split.
     """
 
     epochs: int = 20
@@ -85,6 +89,7 @@ class TrainingConfig:
     val_fraction: float = 0.2
     select_metric: str = "balanced_accuracy"
     grad_clip: float = 1.0
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         # Checked here, before any model is built, so that a bad value is a message, not a torch traceback.
@@ -97,6 +102,8 @@ class TrainingConfig:
             ("warmup_epochs", None, self.warmup_epochs, _is_int, lambda v: v >= 0, "a whole number ≥ 0"),
             ("val_fraction", None, self.val_fraction, _is_real, lambda v: 0 < v < 1, "a fraction between 0 and 1"),
             ("grad_clip", None, self.grad_clip, _is_real, lambda v: 0 <= v < math.inf, "a number ≥ 0 (0 disables)"),
+            ("patience", None, 0 if self.patience is None else self.patience, _is_int, lambda v: v >= 0,
+             "a whole number ≥ 0 (0 or None: no early stopping)"),
             ("schedule", None, self.schedule, lambda v: isinstance(v, str), lambda v: v in SCHEDULES,
              f"one of {', '.join(SCHEDULES)}"),
             ("select_metric", None, self.select_metric, lambda v: isinstance(v, str), lambda v: v in SELECT_METRICS,

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 from scipy.stats import kurtosis
+from sklearn.linear_model import LinearRegression
 
 from neurossm.data import load_dataset
-from neurossm.data.synthetic import make_synthetic, save_ground_truth
+from neurossm.data.synthetic import event_signal, make_synthetic, save_ground_truth
 from neurossm.errors import ConfigError
 
 SMALL = dict(n_scans=40, n_rois=16, n_times=200)
@@ -171,3 +172,82 @@ def test_bad_options(kwargs, match):
 def test_white_noise_and_crop_length():
     ds = load_dataset("SYNTHETIC", crop_length=50, seed=1, noise="white", n_scans=12, n_times=60)
     assert ds.crop_length == 50 and ds.ground_truth["noise"] == "white"
+
+
+EVENTS = dict(n_scans=40, n_rois=30, n_times=200, signal_form="events", n_signal_rois=3)
+
+
+def test_events_sit_in_the_ground_truth_rois_of_the_event_class():
+    ds = make_synthetic(seed=2, amplitude=2.0, **EVENTS)
+    gt = ds.ground_truth
+    assert gt["class_signal"] == {"class0": "drift", "class1": "events"} and gt["background"] == "factors"
+    # brief boxes make the first difference heavy-tailed where (and when) they are
+    stat = kurtosis(np.diff(stack(ds), axis=-1), axis=-1)
+    assert top_rois(stat, ds.labels, 1, 3) == gt["signal_rois"]["class1"]
+
+
+def test_events_leave_variance_and_correlations_alone():
+    # both classes add the same energy to both ROI sets (events or drift in their own, filler in the
+    # other's), so the correlation of a signal ROI with the rest does not tell the classes apart
+    ds = make_synthetic(seed=2, amplitude=1.0, **{**EVENTS, "n_scans": 80})
+    x = stack(ds)
+    for name in ds.class_names:
+        rois = ds.ground_truth["signal_rois"][name]
+        corr = np.array([np.abs(np.corrcoef(s)[rois]).mean() for s in x])
+        assert abs(corr[ds.labels == 1].mean() - corr[ds.labels == 0].mean()) < 0.02
+
+
+def test_factor_background_dominates_every_roi():
+    ds = make_synthetic(seed=2, amplitude=0.0, **EVENTS)
+    x = stack(ds)
+    # 8 factors at 5x the private variance: every ROI shares most of its variance with the others
+    r2 = [LinearRegression().fit(np.delete(s, 0, axis=0).T, s[0]).score(np.delete(s, 0, axis=0).T, s[0])
+          for s in x[:5]]
+    assert min(r2) > 0.7
+    white = make_synthetic(seed=2, amplitude=0.0, **{**EVENTS, "background": "global"})
+    assert np.abs(np.corrcoef(stack(white)[0])).mean() < np.abs(np.corrcoef(x[0])).mean()
+
+
+def test_event_signal_energy_is_matched():
+    rng = np.random.default_rng(0)
+    energy = {k: (event_signal(k, 400, 200, 3, 5, rng) ** 2).sum(axis=1).mean() for k in ("events", "drift", "filler")}
+    assert energy["drift"] == pytest.approx(10.0) and energy["filler"] == pytest.approx(10.0)
+    assert energy["events"] == pytest.approx(10.0, rel=0.1)  # 5 events, mean width 2, rare overlaps
+    widths = np.diff(np.flatnonzero(np.diff(event_signal("events", 1, 10_000, 3, 1, rng)[0] != 0)))
+    assert set(widths.tolist()) <= {1, 2, 3}
+
+
+def test_mixture_records_which_roi_carries_which_form():
+    ds = make_synthetic(seed=1, n_scans=12, n_rois=40, n_times=60, signal_form="mixture", n_signal_rois=8)
+    gt = ds.ground_truth
+    for name in ds.class_names:
+        forms = gt["roi_forms"][name]
+        assert sorted(int(r) for r in forms) == gt["signal_rois"][name]
+        assert sorted(set(forms.values())) == ["connectivity", "diff", "events", "raw"]
+
+
+def test_signal_fraction_and_options_from_the_command_line():
+    ds = load_dataset("SYNTHETIC", seed=0, signal_form="events", n_rois="166", n_scans="12", signal_fraction="0.07",
+                      event_width="2", n_events="4", n_factors="3", factor_ratio="2.5", background="factors")
+    gt = ds.ground_truth
+    assert all(len(r) == 12 for r in gt["signal_rois"].values())  # round(0.07 * 166)
+    assert (gt["event_width"], gt["n_events"], gt["n_factors"], gt["factor_ratio"]) == (2, 4, 3, 2.5)
+
+
+def test_new_options_leave_the_older_forms_alone():
+    base = make_synthetic(seed=3, **SMALL)
+    other = make_synthetic(seed=3, n_events=9, event_width=1, n_factors=2, **SMALL)
+    np.testing.assert_array_equal(stack(base), stack(other))
+    assert base.ground_truth["background"] == "global"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(background="pink"), "background='pink'"),
+    (dict(signal_form="events", event_width=20), "event_width=20"),
+    (dict(signal_form="events", n_events=0), "n_events=0"),
+    (dict(background="factors", factor_phi=1.0), "factor_phi=1.0"),
+    (dict(signal_fraction=0.9), "signal_fraction=0.9"),
+])
+def test_bad_event_options(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        make_synthetic(**{**dict(n_scans=12, n_rois=8, n_times=40, n_signal_rois=2), **kwargs})

@@ -64,13 +64,22 @@ def _names() -> list[str]:
 
 
 FEATURE_NAMES = ("catch22", "FC_LR", "FC_SVM", "MiniRocket")
-TORCH = [n for n in _names() if n not in FEATURE_NAMES]
+# Presets that swap a model's architecture, checked like models of their own as "NAME:preset"
+ARCHITECTURE_PRESETS = ("NeuroSSM:roi",)
+TORCH = [n for n in _names() if n not in FEATURE_NAMES] + list(ARCHITECTURE_PRESETS)
 # MiniRocket's numba kernels compile on first use (about 40 s on a fresh machine, cached after).
 FEATURES = [pytest.param(n, marks=pytest.mark.slow) if n == "MiniRocket" else n for n in FEATURE_NAMES]
 
 
+def _config(name: str) -> dict:
+    """The config of ``name``: the model's defaults, or a preset's for "NAME:preset"."""
+    model, _, preset = name.partition(":")
+    return _spec(model).resolve_config(preset=preset or None)
+
+
 def _build(name: str, config: dict | None = None, seed: int = 0):
-    spec = _spec(name)
+    spec = _spec(name.partition(":")[0])
+    config = _config(name) if config is None else config
     torch.manual_seed(seed)
     return spec, spec.build(R, N_CLASSES, T, config)
 
@@ -125,7 +134,7 @@ def test_torch_batch_permutation_equivariance(name):
 def test_torch_config_json_round_trip(name):
     spec, model = _build(name, seed=0)
     model.eval()
-    config = json.loads(json.dumps(spec.defaults()))
+    config = json.loads(json.dumps(_config(name)))
     _, rebuilt = _build(name, config, seed=123)  # another init: only the loaded state may make them equal
     rebuilt.load_state_dict(model.state_dict())
     rebuilt.eval()

@@ -30,9 +30,10 @@ def test_pathway_names_follow_forms_then_scales():
     assert _tiny(forms=("diff",), scales=(4,)).pathway_names == ["diff_s4"]
 
 
+@pytest.mark.parametrize("encoder", ["time", "roi"])
 @pytest.mark.parametrize("fusion", ["gate", "concat", "mean"])
-def test_ablating_every_pathway_gives_the_logits_of_the_fused_zero_vector(fusion):
-    model = _tiny(fusion=fusion)
+def test_ablating_every_pathway_gives_the_logits_of_the_fused_zero_vector(fusion, encoder):
+    model = _tiny(fusion=fusion, encoder=encoder)
     x = torch.randn(2, 5, 16, dtype=torch.float64)
     out = model(x, pathway_mask=torch.zeros(4))
     zero_vectors = torch.zeros(2, 4, 8, dtype=torch.float64)
@@ -44,8 +45,9 @@ def test_ablating_every_pathway_gives_the_logits_of_the_fused_zero_vector(fusion
     torch.testing.assert_close(both[1], out[1])
 
 
-def test_ablating_one_pathway_changes_the_logits():
-    model = _tiny()
+@pytest.mark.parametrize("encoder", ["time", "roi"])
+def test_ablating_one_pathway_changes_the_logits(encoder):
+    model = _tiny(encoder=encoder)
     x = torch.randn(2, 5, 16, dtype=torch.float64)
     assert not torch.allclose(model(x), model(x, pathway_mask=torch.tensor([1.0, 0, 1, 1])))
 
@@ -57,6 +59,14 @@ def test_bad_options_are_refused_with_the_allowed_values():
         NeuroSSM(5, 2, 16, forms=("second_diff",))
     with pytest.raises(ConfigError, match="shorter than the largest scale"):
         NeuroSSM(5, 2, 2, scales=(4,))
+    with pytest.raises(ConfigError, match="encoder='space'"):
+        NeuroSSM(5, 2, 16, encoder="space")
+    with pytest.raises(ConfigError, match="roi_mixer"):
+        NeuroSSM(5, 2, 16, encoder="roi", roi_mixer="sum")
+    with pytest.raises(ConfigError, match="roi_patch=8"):
+        NeuroSSM(5, 2, 16, encoder="roi", scales=(4,), roi_patch=8)
+    with pytest.raises(ConfigError, match="roi_d_state=0"):
+        NeuroSSM(5, 2, 16, encoder="roi", roi_d_state=0)
 
 
 def test_registered_with_ablation_presets_and_json_config():
@@ -69,3 +79,41 @@ def test_registered_with_ablation_presets_and_json_config():
     assert model.pathway_names == ["raw_s1", "diff_s1"]
     with pytest.raises(ConfigError, match="no option 'width'"):
         spec.resolve_config({"width": 3})
+
+
+@pytest.mark.parametrize("pooling", ["mean", "abs_mean", "max", "attention"])
+@pytest.mark.parametrize("roi_patch", [1, 3])
+def test_roi_encoder_features_of_a_roi_depend_on_that_roi_alone_with_shared_weights(pooling, roi_patch):
+    # before the ROI mixer, ROI r's pooled features are a function of ROI r's series only, and the
+    # same function for every ROI: permuting the ROIs permutes the features
+    model = _tiny(encoder="roi", pooling=pooling, roi_patch=roi_patch, bidirectional=True)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    roi_features = model.pathways[0].roi_features
+    with torch.no_grad():
+        v = roi_features(x)
+        x2 = x.clone()
+        x2[:, 3] += torch.randn(2, 16, dtype=torch.float64)
+        v2 = roi_features(x2)
+        perm = torch.tensor([4, 2, 0, 1, 3])
+        v_perm = roi_features(x[:, perm])
+    changed = (v2 - v).abs().amax(dim=(0, 2)) > 0  # (R,)
+    assert changed.tolist() == [False, False, False, True, False]
+    torch.testing.assert_close(v_perm, v[:, perm])
+
+
+@pytest.mark.parametrize("roi_mixer", ["linear", "attention"])
+def test_roi_encoder_pathway_vectors_and_gradients(roi_mixer):
+    model = _tiny(encoder="roi", roi_mixer=roi_mixer, roi_patch=2).train()
+    x = torch.randn(3, 5, 16, dtype=torch.float64, requires_grad=True)
+    vectors = model.pathway_vectors(model.pathway_inputs(x))
+    assert vectors.shape == (3, 4, 8) and torch.isfinite(vectors).all()
+    model(x).sum().backward()
+    assert x.grad.abs().sum(dim=(0, 2)).gt(0).all()  # every ROI reaches the logits
+
+
+def test_roi_preset_is_json_round_trippable():
+    spec = get_model("neurossm")
+    cfg = json.loads(json.dumps(spec.resolve_config(preset="roi")))
+    assert cfg["encoder"] == "roi" and cfg["pooling"] == "abs_mean"
+    model = spec.build(6, 2, 32, cfg)
+    assert all(type(p).__name__ == "RoiPathway" for p in model.pathways)

@@ -140,3 +140,26 @@ def test_bad_arguments_are_reported():
         Mamba(16, backend="gpu")
     with pytest.raises(ValueError, match="dt_rank"):
         Mamba(16, dt_rank="big")
+
+
+@pytest.mark.parametrize("cls", [Mamba, BiMamba])
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_grouped_input_equals_sequences_folded_into_the_batch(cls, backend):
+    # (B, L, G, d) through one grouped scan == the G sequences as B·G batch elements
+    torch.manual_seed(6)
+    model = cls(6, d_state=3, backend=backend).double()
+    batch, length, groups = 2, 13, 4
+    x = torch.randn(batch, length, groups, 6, dtype=torch.float64, requires_grad=True)
+    x_folded = x.detach().permute(0, 2, 1, 3).reshape(batch * groups, length, 6).requires_grad_(True)
+    y = model(x)
+    assert y.shape == (batch, length, groups, 6)
+    w = torch.randn(y.shape, dtype=torch.float64)
+    grads = torch.autograd.grad((y * w).sum(), [x, *model.parameters()])
+    y_folded = model(x_folded)
+    w_folded = w.permute(0, 2, 1, 3).reshape(batch * groups, length, 6)
+    grads_folded = torch.autograd.grad((y_folded * w_folded).sum(), [x_folded, *model.parameters()])
+    unfold = y_folded.reshape(batch, groups, length, 6).permute(0, 2, 1, 3)
+    torch.testing.assert_close(y, unfold)
+    torch.testing.assert_close(grads[0], grads_folded[0].reshape(batch, groups, length, 6).permute(0, 2, 1, 3))
+    for (name, _), g, g_folded in zip(model.named_parameters(), grads[1:], grads_folded[1:]):
+        torch.testing.assert_close(g, g_folded, msg=lambda m, n=name: f"{n}: {m}")

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from neurossm.ssm import scan as scan_module
+from neurossm.ssm import cpu as cpu_module
+from neurossm.ssm import cuda as cuda_module
 from neurossm.ssm import (
     cuda_backend_available,
     resolve_backend,
@@ -22,8 +23,10 @@ engines = pytest.mark.parametrize("engine", ENGINES)
 
 
 def make_inputs(batch, dim, n_state, length, *, seed=0, dtype=torch.float64, with_D=True,
-                with_z=True, with_bias=True, softplus=True):
+                with_z=True, with_bias=True, softplus=True, groups=None):
     """Fresh random inputs in mamba-ssm layouts; absent optional inputs are None.
+
+    With ``groups``, ``B`` and ``C`` are grouped, ``(batch, groups, n_state, length)``.
 
     With ``softplus=False`` the step sizes are drawn positive, as they must be for a decaying
     (stable) recurrence when no softplus makes them so.
@@ -33,6 +36,8 @@ def make_inputs(batch, dim, n_state, length, *, seed=0, dtype=torch.float64, wit
     def randn(*shape, scale=1.0, shift=0.0):
         return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale + shift).to(dtype)
 
+    bc_groups = () if groups is None else (groups,)
+
     inputs = {
         "u": randn(batch, dim, length),
         # step sizes around softplus(-1) ~ 0.3, as in a trained Mamba
@@ -40,8 +45,8 @@ def make_inputs(batch, dim, n_state, length, *, seed=0, dtype=torch.float64, wit
                   else torch.exp(randn(batch, dim, length, scale=0.5, shift=-1.3))),
         # S4D-real-like negative A with some spread
         "A": -torch.exp(randn(dim, n_state, scale=0.5)).to(dtype),
-        "B": randn(batch, n_state, length),
-        "C": randn(batch, n_state, length),
+        "B": randn(batch, *bc_groups, n_state, length),
+        "C": randn(batch, *bc_groups, n_state, length),
         "D": randn(dim) if with_D else None,
         "z": randn(batch, dim, length) if with_z else None,
         "delta_bias": randn(dim, scale=0.3) if with_bias else None,
@@ -98,6 +103,46 @@ def test_cpu_matches_reference_option_mix(with_D, with_z, with_bias, softplus, e
     inputs = make_inputs(3, 5, 2, 41, seed=7, with_D=with_D, with_z=with_z, with_bias=with_bias,
                          softplus=softplus)
     assert_parity(inputs, delta_softplus=softplus, block_size=8, engine=engine)
+
+
+@engines
+@pytest.mark.parametrize("length", [1, 7, 33])
+@pytest.mark.parametrize("groups", [1, 2, 6])
+@pytest.mark.parametrize("optional", [True, False], ids=["D-z-bias-softplus", "bare"])
+def test_cpu_grouped_matches_reference_float64(length, groups, optional, engine):
+    # 6 channels: one group (the ungrouped scan with an explicit group axis), 2 of 3, 6 of 1
+    inputs = make_inputs(2, 6, 3, length, seed=200 + length + groups, with_D=optional,
+                         with_z=optional, with_bias=optional, softplus=optional, groups=groups)
+    assert_parity(inputs, delta_softplus=optional, block_size=4, engine=engine)
+
+
+def test_grouped_scan_is_independent_sequences_sharing_A():
+    # G groups of H channels in one scan == G sequences of H channels each, folded into the
+    # batch, when A, D and the bias are the same for every group (as in a weight-shared model)
+    batch, groups, width, n_state, length = 2, 3, 4, 5, 17
+    shared = make_inputs(1, width, n_state, length, seed=31)
+    grouped = make_inputs(batch, groups * width, n_state, length, seed=32, groups=groups)
+    for name in ("A", "D", "delta_bias"):
+        grouped[name] = shared[name].repeat(groups, *([1] * (shared[name].dim() - 1)))
+    y = selective_scan_reference(**grouped, delta_softplus=True)  # (b, G·H, L)
+
+    def fold(x):  # (b, G·H, L) -> (b·G, H, L), (b, G, N, L) -> (b·G, N, L)
+        return x.reshape(batch * groups, -1, length)
+
+    folded = {k: fold(grouped[k]) for k in ("u", "delta", "z", "B", "C")}
+    y_folded = selective_scan_reference(**folded, A=shared["A"], D=shared["D"],
+                                        delta_bias=shared["delta_bias"], delta_softplus=True)
+    torch.testing.assert_close(y, y_folded.reshape(batch, groups * width, length))
+
+
+def test_grouped_shapes_are_checked():
+    inputs = make_inputs(2, 6, 3, 5, groups=4)
+    with pytest.raises(ValueError, match="4 groups, which do not split the D=6 channels"):
+        selective_scan(**inputs)
+    inputs = make_inputs(2, 6, 3, 5, groups=2)
+    inputs["C"] = inputs["C"][:, :1]
+    with pytest.raises(ValueError, match=r"C must have shape \(2, 2, 3, 5\)"):
+        selective_scan(**inputs)
 
 
 def test_dispatch_matches_backend_functions():
@@ -203,8 +248,8 @@ def test_compiled_engine_takes_strided_inputs():
 def test_auto_engine_falls_back_to_eager_without_numba(monkeypatch):
     inputs = make_inputs(2, 3, 4, 9, seed=23)
     expected = selective_scan_cpu(**inputs, delta_softplus=True, engine="eager")
-    monkeypatch.setattr(scan_module, "_load_compiled", lambda: None)
-    assert not scan_module.compiled_engine_available()
+    monkeypatch.setattr(cpu_module, "_load_compiled", lambda: None)
+    assert not cpu_module.compiled_engine_available()
     torch.testing.assert_close(selective_scan_cpu(**inputs, delta_softplus=True), expected)
     with pytest.raises(RuntimeError, match="needs numba"):
         selective_scan_cpu(**inputs, delta_softplus=True, engine="compiled")
@@ -213,12 +258,12 @@ def test_auto_engine_falls_back_to_eager_without_numba(monkeypatch):
 def test_engine_environment_variable_sets_auto(monkeypatch):
     inputs = make_inputs(2, 3, 4, 9, seed=25)
     calls = []
-    monkeypatch.setattr(scan_module._BlockedScan, "apply",
+    monkeypatch.setattr(cpu_module._BlockedScan, "apply",
                         lambda *a: calls.append("eager") or torch.zeros_like(inputs["u"]))
-    monkeypatch.setenv(scan_module.ENGINE_ENV, "eager")
+    monkeypatch.setenv(cpu_module.ENGINE_ENV, "eager")
     selective_scan_cpu(**inputs, delta_softplus=True)
     assert calls == ["eager"]
-    monkeypatch.setenv(scan_module.ENGINE_ENV, "fortran")
+    monkeypatch.setenv(cpu_module.ENGINE_ENV, "fortran")
     with pytest.raises(ValueError, match="'fortran' .from the environment variable NEUROSSM_CPU"):
         selective_scan_cpu(**inputs, delta_softplus=True)
 
@@ -268,8 +313,23 @@ def test_cuda_matches_reference(length, optional):
                          with_bias=optional, softplus=optional)
     y_ref, g_ref = run_with_grads(selective_scan_reference, inputs, delta_softplus=optional)
     on_gpu = {k: None if v is None else v.float().cuda() for k, v in inputs.items()}
-    y_gpu, g_gpu = run_with_grads(scan_module.selective_scan_cuda, on_gpu,
+    y_gpu, g_gpu = run_with_grads(cuda_module.selective_scan_cuda, on_gpu,
                                   delta_softplus=optional)
+    torch.testing.assert_close(y_gpu.double().cpu(), y_ref, rtol=1e-4, atol=1e-4)
+    for name in g_ref:
+        torch.testing.assert_close(g_gpu[name].double().cpu(), g_ref[name], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.skipif(
+    not (torch.cuda.is_available() and cuda_backend_available()),
+    reason="needs a CUDA device and mamba-ssm",
+)
+@pytest.mark.parametrize("groups", [2, 6])
+def test_cuda_grouped_matches_reference(groups):
+    inputs = make_inputs(2, 6, 4, 64, seed=300 + groups, groups=groups)
+    y_ref, g_ref = run_with_grads(selective_scan_reference, inputs, delta_softplus=True)
+    on_gpu = {k: None if v is None else v.float().cuda() for k, v in inputs.items()}
+    y_gpu, g_gpu = run_with_grads(cuda_module.selective_scan_cuda, on_gpu, delta_softplus=True)
     torch.testing.assert_close(y_gpu.double().cpu(), y_ref, rtol=1e-4, atol=1e-4)
     for name in g_ref:
         torch.testing.assert_close(g_gpu[name].double().cpu(), g_ref[name], rtol=1e-3, atol=1e-3)

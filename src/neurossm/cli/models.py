@@ -22,4 +22,11 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{'':<12}   {k} = {v!r}")
             for k, v in spec.presets.items():
                 print(f"{'':<12}   preset {k}: {v}")
+    if args.verbose:
+        from ..data.registry import describe_training_defaults
+
+        print("\ntraining defaults of the gradient-trained models, per dataset (--epochs, --lr, "
+              "--batch-size override them):")
+        for line in describe_training_defaults():
+            print(f"  {line}")
     return 0

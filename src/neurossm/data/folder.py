@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import TrainingConfig
 from ..errors import ConfigError, DataFormatError, DataNotFoundError
 from ..log import get_logger
 from .records import prepare_timeseries, subject_str
@@ -212,4 +213,7 @@ def _load(data_root, *, n_rois, crop_length, seed, **options):
 register_dataset(DatasetSpec(
     "CUSTOM", "custom", None, None, "label",
     "your own ROI time series: a folder of per-scan files and labels.csv", _load,
-    options={"atlas": DatasetOption("custom", str, "atlas name recorded with the data (e.g. aal3v2, schaefer400)")}))
+    options={"atlas": DatasetOption("custom", str, "atlas name recorded with the data (e.g. aal3v2, schaefer400)")},
+    # Your own data is often small (a hundred scans): a longer budget that early stopping cuts short
+    # once the inner validation score has stalled, rather than a fixed count that overfits.
+    training=TrainingConfig(epochs=40, patience=8)))

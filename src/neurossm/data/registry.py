@@ -107,6 +107,10 @@ def optional_int(value: str) -> int | None:
     return None if value.strip().lower() in ("", "none") else int(value)
 
 
+def optional_float(value: str) -> float | None:
+    return None if value.strip().lower() in ("", "none") else float(value)
+
+
 def int_lists(value: str) -> list[list[int]]:
     """``"0,1,2;5,6"`` → ``[[0, 1, 2], [5, 6]]``: one group of ROI indices per class."""
     return [[int(v) for v in group.split(",") if v.strip()] for group in value.split(";")]
@@ -163,3 +167,16 @@ def training_defaults(dataset: str, **overrides: Any) -> TrainingConfig:
     if unknown:
         raise ConfigError(f"unknown training option(s) {sorted(unknown)}; known: {sorted(fields)}")
     return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def describe_training_defaults() -> list[str]:
+    """One line per dataset: its training defaults, as ``neurossm models --verbose`` prints them."""
+    lines = []
+    for name in list_datasets():
+        cfg = get_dataset(name).training
+        stop = (f"early stopping after {cfg.patience} epochs without improvement" if cfg.patience
+                else "no early stopping")
+        lines.append(f"{name:<10} epochs {cfg.epochs}, batch {cfg.batch_size}, lr {cfg.lr:g} ({cfg.schedule}, "
+                     f"warm-up {cfg.warmup_epochs}), weight decay {cfg.weight_decay:g}, validation "
+                     f"{cfg.val_fraction:g} of subjects, selection by {cfg.select_metric}, {stop}")
+    return lines

@@ -140,9 +140,12 @@ def _check_classes(dataset: ScanDataset, split: Split, train_labels: np.ndarray,
                    val_labels: np.ndarray, n_folds: int) -> None:
     where = f"{dataset.name} seed {split.seed} fold {split.fold}"
     names = dataset.class_names
+    # A class that no scan of the data holds (a task left out of an HCP-Task file) is the data's
+    # choice, not the split's: only the classes present must reach every training part.
+    in_data = {s.label for s in dataset.scans}
     for part, present in (("training part", train_labels), ("training part left after the validation split",
                                                               fit_labels)):
-        missing = sorted(set(range(dataset.n_classes)) - set(present.tolist()))
+        missing = sorted(in_data - set(present.tolist()))
         if missing:
             raise DataFormatError(
                 f"{where}: the {part} holds no scan of class(es) {[names[c] for c in missing]}, so a model "

@@ -24,6 +24,17 @@ scan of class ``c`` carries the signal in ``signal_rois[c]`` only. Three signal 
     The signal ROIs share one latent AR(1) time course: they become correlated, with the same
     variance and the same temporal spectrum as the noise. A functional-connectivity model finds
     this one.
+``"events"``
+    Brief events against strong shared slow fluctuations (``background="factors"`` by default):
+    every class but ``class0`` carries, in each of its signal ROIs, ``n_events`` box-shaped events
+    of 1 to ``event_width`` samples (width, sign and time drawn at random) of height ``amplitude``
+    background standard deviations, added on top of the background; ``class0`` carries instead a
+    slow drift (AR(1), phi = 0.98) in its own signal ROIs, of the same expected energy (sum of
+    squares over the scan) as the events. Nothing is put into the correlations on purpose.
+``"mixture"``
+    Each class' signal ROIs are split, in order, into groups carrying events, level shifts
+    (``"diff"``), a slow oscillation (``"raw"``) and a shared fluctuation (``"connectivity"``);
+    ``ground_truth["roi_forms"]`` says which ROI carries which. Background ``"factors"`` by default.
 
 Noise: ``x_r(t) = sqrt(0.2) g(t) + sqrt(0.8) p_r(t)`` with a shared global fluctuation ``g``
 (AR(1), phi = 0.9) and a private component ``p_r`` (AR(1), phi = 0.5, or white). The signal
@@ -32,6 +43,14 @@ Noise: ``x_r(t) = sqrt(0.2) g(t) + sqrt(0.8) p_r(t)`` with a shared global fluct
 own part. Because ``p_r`` is rescaled to unit variance, every ROI has the same variance and the
 same expected correlation with the others in every class: for ``"diff"`` and ``"raw"`` the
 correlation matrix (a model that ignores time) carries no class information.
+
+Background ``"factors"`` (default of ``"events"`` and ``"mixture"``; ``background="global"`` is the
+one above): ``x_r = sqrt(k / (1 + k)) f_r + sqrt(1 / (1 + k)) p_r`` with ``k = factor_ratio`` (5)
+and ``f_r`` the ROI's normalised mix, with weights fixed for the dataset (standard normal, drawn
+from the seed), of ``n_factors`` (8) latent AR(1) factors (phi = ``factor_phi``, 0.9) drawn
+afresh for every scan: strong shared slow fluctuations that dominate every time point, with
+the private part ``p_r`` (which carries the ``"diff"``, ``"raw"`` and ``"connectivity"`` signal as
+above) at a fifth of their variance.
 """
 
 from __future__ import annotations
@@ -47,11 +66,15 @@ from ..config import ATLASES, TrainingConfig
 from ..errors import ConfigError
 from ..io import write_json
 from .preprocess import zscore
-from .registry import DatasetOption, DatasetSpec, int_lists, name_list, optional_int, register_dataset
+from .registry import (DatasetOption, DatasetSpec, int_lists, name_list, optional_float, optional_int,
+                       optional_str, register_dataset)
 from .scans import Scan, ScanDataset, assemble
 
-SIGNAL_FORMS = ("diff", "raw", "connectivity")
+SIGNAL_FORMS = ("diff", "raw", "connectivity", "events", "mixture")
+# "mixture": the forms its signal ROIs carry, in this order
+MIXTURE_FORMS = ("events", "diff", "raw", "connectivity")
 NOISE_KINDS = ("ar1", "white")
+BACKGROUNDS = ("global", "factors")
 NOISE_PHI = 0.5
 GLOBAL_PHI = 0.9
 GLOBAL_SHARE = 0.2
@@ -60,6 +83,7 @@ JUMP_CORRELATION = -0.5  # "diff": correlation of the level after a jump with th
 JUMP_PROBABILITY = 1 / (1 - JUMP_CORRELATION)
 BASE_PERIOD = 20  # samples per cycle of the "raw" oscillation at scale 1
 PERIOD_JITTER = 0.1
+DRIFT_PHI = 0.98  # "events": the slow drift of class0
 _BURN_IN = 50
 
 
@@ -80,6 +104,13 @@ def make_synthetic(
     class_names: Sequence[str] | None = None,
     crop_length: int | None = None,
     atlas: str = "synthetic",
+    signal_fraction: float | None = None,
+    background: str | None = None,
+    n_factors: int = 8,
+    factor_phi: float = 0.9,
+    factor_ratio: float = 5.0,
+    event_width: int = 3,
+    n_events: int = 5,
 ) -> ScanDataset:
     """Generate a balanced synthetic dataset, deterministically from ``seed``.
 
@@ -95,7 +126,7 @@ def make_synthetic(
         subject, spread over classes, for grouped cross-validation.
     n_classes : int
         Classes, balanced (counts differ by at most one).
-    signal_form : {"diff", "raw", "connectivity"}
+    signal_form : {"diff", "raw", "connectivity", "events", "mixture"}
         Where the class information lives (module docstring).
     signal_rois : list of lists, or dict class → list, optional
         ROI indices carrying each class' signal. Default: ``n_signal_rois`` per class, disjoint,
@@ -104,7 +135,8 @@ def make_synthetic(
         Temporal scale: samples per block between possible level jumps (``"diff"``), period
         multiplier (``"raw"``).
     amplitude : float
-        Signal std over the private noise std inside a signal ROI (0: no signal).
+        Signal std over the private noise std inside a signal ROI (0: no signal); for events,
+        their height in background standard deviations.
     noise : {"ar1", "white"}
         Private noise of each ROI.
     class_names : list of str, optional
@@ -114,6 +146,18 @@ def make_synthetic(
     atlas : str
         Atlas the ROIs are said to belong to (``"aal3v2"`` makes ROI ``r`` the ``r``-th AAL3v2
         region, so CPA maps can be drawn and scored in that atlas); ``n_rois`` must match it.
+    signal_fraction : float, optional
+        Signal ROIs per class as a fraction of ``n_rois`` (rounded, at least 1); replaces
+        ``n_signal_rois`` when given.
+    background : {"global", "factors"}, optional
+        Shared part of the noise (module docstring). Default ``"factors"`` for ``"events"`` and
+        ``"mixture"``, ``"global"`` for the other forms.
+    n_factors, factor_phi, factor_ratio
+        ``"factors"`` background: latent AR(1) factors, their coefficient, and their variance
+        over the private noise's in every ROI.
+    event_width, n_events : int
+        ``"events"``: widest event in samples (widths are drawn from 1 to it) and events per
+        signal ROI per scan.
 
     Returns
     -------
@@ -123,11 +167,20 @@ def make_synthetic(
     """
     names = _class_names(class_names, n_classes)
     _check(n_scans, n_subjects, n_rois, n_times, n_classes, signal_form, scale, amplitude, noise)
+    if background is None:
+        background = "factors" if signal_form in ("events", "mixture") else "global"
+    _check_new(n_rois, n_times, signal_form, background, n_factors, factor_phi, factor_ratio, event_width,
+               n_events, signal_fraction)
+    if signal_fraction is not None:
+        n_signal_rois = max(1, round(signal_fraction * n_rois))
     if atlas in ATLASES and ATLASES[atlas].n_rois != n_rois:
         raise ConfigError(f"atlas={atlas!r} has {ATLASES[atlas].n_rois} ROIs, not n_rois={n_rois}")
     n_subjects = n_scans if n_subjects is None else int(n_subjects)
-    roi_seq, label_seq, noise_seq, signal_seq = np.random.SeedSequence(seed).spawn(4)
+    # A fifth stream for the "factors" background: spawn(5)[:4] equals spawn(4), so the older forms
+    # give the same data as before it existed.
+    roi_seq, label_seq, noise_seq, signal_seq, factor_seq = np.random.SeedSequence(seed).spawn(5)
     rois = _signal_rois(signal_rois, names, n_rois, n_signal_rois, np.random.default_rng(roi_seq))
+    roi_forms = _roi_forms(signal_form, rois)
 
     label_rng = np.random.default_rng(label_seq)
     labels = label_rng.permutation(np.arange(n_scans) % n_classes)
@@ -138,16 +191,34 @@ def make_synthetic(
     private = noise_rng.standard_normal((n_scans, n_rois, n_times + _BURN_IN))
     private = _normalise(_ar1(private, NOISE_PHI) if noise == "ar1" else private[..., _BURN_IN:])
 
+    if background == "factors":
+        factor_rng = np.random.default_rng(factor_seq)
+        weights = factor_rng.standard_normal((n_rois, n_factors))  # fixed mixing, the same in every scan
+        factor_share = factor_ratio / (1 + factor_ratio)
+
     signal_rng = np.random.default_rng(signal_seq)
     width = len(str(max(n_scans, n_subjects) - 1))
     scans = []
     for i in range(n_scans):
         c = int(labels[i])
-        idx = np.asarray(rois[c])
         own = private[i].copy()
-        signal = _signal(signal_form, len(idx), n_times, scale, noise, signal_rng)
-        own[idx] = _normalise(own[idx] + amplitude * signal)
-        x = math.sqrt(GLOBAL_SHARE) * glob[i] + math.sqrt(1 - GLOBAL_SHARE) * own  # (R, T)
+        for form, idx in roi_forms[c]:
+            if form != "events":
+                signal = _signal(form, len(idx), n_times, scale, noise, signal_rng)
+                own[idx] = _normalise(own[idx] + amplitude * signal)
+        # Every class' event ROIs get the same added energy in every scan (its own form in scans of
+        # that class, AR(1) filler otherwise), so no ROI's variance or correlations tell the classes apart.
+        events = [(idx, _event_kind(signal_form, k) if k == c else "filler")
+                  for k, groups in enumerate(roi_forms) for form, idx in groups if form == "events"]
+        if background == "factors":
+            factors = _ar1(factor_rng.standard_normal((n_factors, n_times + _BURN_IN)), factor_phi)
+            shared = _normalise(weights @ factors)  # (R, T)
+            x = math.sqrt(factor_share) * shared + math.sqrt(1 - factor_share) * own  # (R, T), unit variance
+        else:
+            x = math.sqrt(GLOBAL_SHARE) * glob[i] + math.sqrt(1 - GLOBAL_SHARE) * own  # (R, T)
+        for idx, kind in events:
+            # the background has unit variance here, so the height is in background SDs
+            x[idx] += amplitude * event_signal(kind, len(idx), n_times, event_width, n_events, signal_rng)
         scans.append(Scan(f"scan{i:0{width}d}", f"sub{int(subjects[i]):0{width}d}", c, zscore(x),
                           {"source": f"synthetic(seed={seed})"}))
 
@@ -166,8 +237,18 @@ def make_synthetic(
         "control_class": None,
         "level_block": int(scale) if signal_form == "diff" else None,
         "jump_probability": JUMP_PROBABILITY if signal_form == "diff" else None,
-        "period": BASE_PERIOD * int(scale) if signal_form == "raw" else None,
+        "period": BASE_PERIOD * int(scale) if signal_form in ("raw", "mixture") else None,
+        "background": background,
     }
+    if background == "factors":
+        truth.update(n_factors=int(n_factors), factor_phi=float(factor_phi), factor_ratio=float(factor_ratio))
+    if signal_form in ("events", "mixture"):
+        truth.update(event_width=int(event_width), n_events=int(n_events))
+    if signal_form == "events":
+        truth["class_signal"] = {n: ("drift" if c == 0 else "events") for c, n in enumerate(names)}
+    if signal_form == "mixture":
+        truth["roi_forms"] = {names[c]: {str(r): form for form, idx in groups for r in idx}
+                              for c, groups in enumerate(roi_forms)}
     return assemble("SYNTHETIC", scans, names, atlas=atlas, n_rois=n_rois, crop_length=crop_length,
                     ground_truth=truth, source=f"synthetic(seed={seed}, signal_form={signal_form})")
 
@@ -196,6 +277,49 @@ def _signal(form: str, n: int, n_times: int, scale: int, noise: str, rng: np.ran
         return _normalise(np.sqrt(share) * slow + np.sqrt(1 - share) * white)
     latent = _normalise(_ar1(rng.standard_normal((1, n_times + _BURN_IN)), NOISE_PHI))
     return np.repeat(latent, n, axis=0)
+
+
+EVENT_KINDS = ("events", "drift", "filler")
+
+
+def event_signal(kind: str, n: int, n_times: int, max_width: int, n_events: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Additive signal of the ``"events"`` form, ``(n, n_times)``, in background standard deviations.
+
+    ``"events"``: ``n_events`` unit-height boxes per row, width drawn from 1..``max_width``, random
+    sign, start uniform over the positions where the box fits (boxes may overlap). ``"drift"``: a
+    slow AR(1) (phi ``DRIFT_PHI``); ``"filler"``: AR(1) noise like the private noise (phi
+    ``NOISE_PHI``). Drift and filler are scaled to the events' expected energy (sum of squares),
+    ``n_events (1 + max_width) / 2``; the filler also matches the events' expected energy of the
+    first difference (two unit steps per event), so only the events' shape sets them apart.
+    """
+    if kind == "events":
+        out = np.zeros((n, n_times))
+        widths = rng.integers(1, max_width + 1, size=(n, n_events))
+        signs = rng.choice((-1.0, 1.0), size=(n, n_events))
+        starts = rng.integers(0, n_times - widths + 1)
+        for r in range(n):
+            for w, sign, t in zip(widths[r], signs[r], starts[r]):
+                out[r, t : t + w] += sign
+        return out
+    if kind not in ("drift", "filler"):
+        raise ConfigError(f"event signal kind {kind!r}; choose one of {', '.join(EVENT_KINDS)}")
+    energy = n_events * (1 + max_width) / 2
+    phi = DRIFT_PHI if kind == "drift" else NOISE_PHI
+    return _normalise(_ar1(rng.standard_normal((n, n_times + _BURN_IN)), phi)) * math.sqrt(energy / n_times)
+
+
+def _event_kind(signal_form: str, c: int) -> str:
+    # "events": class0 is the drift class; in a mixture every class carries events
+    return "drift" if signal_form == "events" and c == 0 else "events"
+
+
+def _roi_forms(form: str, rois: list[list[int]]) -> list[list[tuple[str, np.ndarray]]]:
+    """Per class, ``(form, ROI indices)`` groups: one group, or the mixture's split of the ROIs."""
+    if form != "mixture":
+        return [[(form, np.asarray(r))] for r in rois]
+    return [[(f, g) for f, g in zip(MIXTURE_FORMS, np.array_split(np.asarray(r), len(MIXTURE_FORMS))) if len(g)]
+            for r in rois]
 
 
 def _level_jumps(n: int, n_times: int, scale: int, rng: np.random.Generator) -> np.ndarray:
@@ -254,9 +378,23 @@ def _check(n_scans, n_subjects, n_rois, n_times, n_classes, form, scale, amplitu
     if form == "diff" and scale * 4 > n_times:
         raise ConfigError(f"scale={scale}: blocks of {scale} samples leave fewer than 4 possible level jumps "
                           f"in {n_times} time points")
-    if form == "raw" and 2 * BASE_PERIOD * scale * (1 + PERIOD_JITTER) > n_times:
+    if form in ("raw", "mixture") and 2 * BASE_PERIOD * scale * (1 + PERIOD_JITTER) > n_times:
         raise ConfigError(f"scale={scale}: the raw-form period (~{BASE_PERIOD * scale} samples) needs "
                           f"n_times >= {math.ceil(2 * BASE_PERIOD * scale * (1 + PERIOD_JITTER))} for two cycles")
+
+
+def _check_new(n_rois, n_times, form, background, n_factors, factor_phi, factor_ratio, event_width, n_events,
+               signal_fraction) -> None:
+    if background not in BACKGROUNDS:
+        raise ConfigError(f"background={background!r}; choose one of {', '.join(BACKGROUNDS)}")
+    if background == "factors" and (n_factors < 1 or not 0 <= factor_phi < 1 or factor_ratio < 0):
+        raise ConfigError(f"n_factors={n_factors}, factor_phi={factor_phi}, factor_ratio={factor_ratio}; give "
+                          "n_factors >= 1, 0 <= factor_phi < 1 and factor_ratio >= 0")
+    if form in ("events", "mixture") and not (1 <= event_width <= n_times // 4 and n_events >= 1):
+        raise ConfigError(f"event_width={event_width}, n_events={n_events}; give 1 <= event_width <= "
+                          f"n_times / 4 = {n_times // 4} and n_events >= 1")
+    if signal_fraction is not None and not 0 < signal_fraction <= 0.5:
+        raise ConfigError(f"signal_fraction={signal_fraction}; give a fraction of the {n_rois} ROIs in (0, 0.5]")
 
 
 def _signal_rois(given, names: tuple[str, ...], n_rois: int, per_class: int,
@@ -305,5 +443,14 @@ register_dataset(DatasetSpec(
         "noise": DatasetOption("ar1", str, "private ROI noise", choices=NOISE_KINDS),
         "class_names": DatasetOption(None, name_list, "class names, e.g. 'rest,task' (default: class0, class1, ...)"),
         "atlas": DatasetOption("synthetic", str, "atlas the ROIs stand for (aal3v2 needs n_rois=166)"),
+        "signal_fraction": DatasetOption(None, optional_float,
+                                         "signal ROIs per class as a fraction of n_rois (replaces n_signal_rois)"),
+        "background": DatasetOption(None, optional_str, "shared noise: global, or factors (default for "
+                                    "events and mixture)", choices=(None, "global", "factors")),
+        "n_factors": DatasetOption(8, int, "factors background: latent AR(1) factors"),
+        "factor_phi": DatasetOption(0.9, float, "factors background: AR(1) coefficient of the factors"),
+        "factor_ratio": DatasetOption(5.0, float, "factors background: factor variance over the ROI's own noise"),
+        "event_width": DatasetOption(3, int, "events: widest event in samples (widths 1 to it)"),
+        "n_events": DatasetOption(5, int, "events: events per signal ROI per scan"),
     },
     training=TrainingConfig(epochs=15, batch_size=16, lr=2e-3, warmup_epochs=1)))

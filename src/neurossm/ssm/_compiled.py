@@ -1,6 +1,6 @@
 """Numba kernels of the ``cpu`` scan backend: the recurrence fused into one loop nest.
 
-The eager blocked scan (:class:`neurossm.ssm.scan._BlockedScan`) makes about twenty passes over
+The eager blocked scan (:class:`neurossm.ssm.eager._BlockedScan`) makes about twenty passes over
 ``(T, b, N, D)`` block buffers per step of forward and backward, each a separate PyTorch op.
 These kernels do the same arithmetic in one loop nest per batch element, with the ``(N, D)``
 state in cache and the channel axis ``D`` innermost, so that the compiler vectorises it. Batch
@@ -10,7 +10,9 @@ and nothing breaks in a forked process).
 
 They compute all of ``selective_scan``: the step-size bias and softplus, the recurrence, the ``D``
 skip and the ``silu(z)`` gate, so no ``(b, D, L)`` elementwise pass is left to PyTorch either.
-Layouts are time-major, ``u, delta, z, y: (b, L, D)``, ``B, C: (b, L, N)``, ``A: (N, D)``; the
+Layouts are time-major, ``u, delta, z, y: (b, L, D)``, ``B, C: (b, L, G, N)``, ``A: (N, D)``,
+with the ``D`` channels in ``G`` consecutive groups of ``D / G`` that each read their own ``B``
+and ``C`` (``G = 1``: the ungrouped scan); the
 shared arguments come first, then the per-batch-element arrays, so that a caller can hand each
 thread a slice of the batch. Absent options are passed as zeros (``D``, ``delta_bias``) or
 flags (``softplus``, ``gated``; ``z`` and ``pre`` are then empty ``(b, 0, 0)`` arrays). Forward
@@ -28,7 +30,7 @@ written with ``exp(-|x|)``), and is clamped at ``-126 ln 2``, so a result below 
 of a value in ``[0, 1]`` is likewise a short series (:func:`_log1p_unit`). Float64 uses
 ``math.exp`` and ``math.log1p``: it is the tests' precision, not a speed path.
 
-Importing this module needs numba; :mod:`neurossm.ssm.scan` imports it lazily and falls back
+Importing this module needs numba; :mod:`neurossm.ssm.cpu` imports it lazily and falls back
 to the eager scan when numba is missing.
 """
 
@@ -194,7 +196,8 @@ def scan_forward(A, D_skip, delta_bias, softplus, gated, block, u, delta, B, C, 
     """Fill ``y`` (b, L, D) with the output, ``starts`` (b, K, N, D) with the state at the start
     of every block and, when gated, ``pre`` (b, L, D) with the output before the gate."""
     n_batch, length, dim = u.shape
-    n_state = A.shape[0]
+    n_state, n_groups = A.shape[0], B.shape[2]
+    width = dim // n_groups  # channels per group
     for b in range(n_batch):
         h = np.zeros((n_state, dim), dtype=u.dtype)
         x, dt = np.empty(dim, dtype=u.dtype), np.empty(dim, dtype=u.dtype)
@@ -207,11 +210,12 @@ def scan_forward(A, D_skip, delta_bias, softplus, gated, block, u, delta, B, C, 
                 dtu[d] = dt[d] * u[b, t, d]
                 acc[d] = D_skip[d] * u[b, t, d]
             for n in range(n_state):
-                bn, cn = B[b, t, n], C[b, t, n]
-                for d in range(dim):
-                    hv = _exp_nonpos(dt[d] * A[n, d]) * h[n, d] + dtu[d] * bn
-                    h[n, d] = hv
-                    acc[d] += cn * hv
+                for g in range(n_groups):
+                    bn, cn = B[b, t, g, n], C[b, t, g, n]
+                    for d in range(g * width, (g + 1) * width):
+                        hv = _exp_nonpos(dt[d] * A[n, d]) * h[n, d] + dtu[d] * bn
+                        h[n, d] = hv
+                        acc[d] += cn * hv
             if gated:
                 for d in range(dim):
                     pre[b, t, d] = acc[d]
@@ -226,11 +230,12 @@ def scan_backward(A, D_skip, delta_bias, softplus, gated, block, zero,
                   u, delta, B, C, z, pre, starts, grad_y,
                   g_u, g_delta, g_z, g_B, g_C, g_A, g_D, g_bias):
     """Gradients of ``sum(y * grad_y)``: fills ``g_u, g_delta, g_z`` (b, L, D), ``g_B, g_C``
-    (b, L, N), and per batch element ``g_A`` (b, N, D), ``g_D, g_bias`` (b, D), which the caller
+    (b, L, G, N), and per batch element ``g_A`` (b, N, D), ``g_D, g_bias`` (b, D), which the caller
     sums over ``b``. ``zero`` is a 0 of the arrays' dtype (it types the reductions' accumulators).
     """
     n_batch, length, dim = u.shape
-    n_state = A.shape[0]
+    n_state, n_groups = A.shape[0], B.shape[2]
+    width = dim // n_groups  # channels per group
     n_blocks = starts.shape[1]
     for b in range(n_batch):
         # states[i]: the state before step lo + i; decay[i]: exp(dt A) of step lo + i
@@ -251,11 +256,12 @@ def scan_backward(A, D_skip, delta_bias, softplus, gated, block, zero,
                 i = t - lo
                 _step_sizes(delta[b, t], delta_bias, softplus, x_blk[i], dt_blk[i])
                 for n in range(n_state):
-                    bn = B[b, t, n]
-                    for d in range(dim):
-                        a = _exp_nonpos(dt_blk[i, d] * A[n, d])
-                        decay[i, n, d] = a
-                        states[i + 1, n, d] = a * states[i, n, d] + dt_blk[i, d] * u[b, t, d] * bn
+                    for g in range(n_groups):
+                        bn = B[b, t, g, n]
+                        for d in range(g * width, (g + 1) * width):
+                            a = _exp_nonpos(dt_blk[i, d] * A[n, d])
+                            decay[i, n, d] = a
+                            states[i + 1, n, d] = a * states[i, n, d] + dt_blk[i, d] * u[b, t, d] * bn
             for t in range(hi - 1, lo - 1, -1):
                 i = t - lo
                 for d in range(dim):
@@ -271,21 +277,22 @@ def scan_backward(A, D_skip, delta_bias, softplus, gated, block, zero,
                     g_dtu[d] = 0
                     g_step[d] = 0
                 for n in range(n_state):
-                    bn, cn = B[b, t, n], C[b, t, n]
-                    acc_b = zero
-                    acc_c = zero
-                    for d in range(dim):
-                        g = cn * g_pre[d] + carry[n, d]  # adjoint of the state after step t
-                        acc_c += states[i + 1, n, d] * g_pre[d]
-                        acc_b += g * dtu[d]
-                        g_dtu[d] += g * bn
-                        gd = g * decay[i, n, d]
-                        carry[n, d] = gd
-                        m = gd * states[i, n, d]
-                        g_step[d] += m * A[n, d]
-                        g_A[b, n, d] += m * dt_blk[i, d]
-                    g_B[b, t, n] = acc_b
-                    g_C[b, t, n] = acc_c
+                    for grp in range(n_groups):
+                        bn, cn = B[b, t, grp, n], C[b, t, grp, n]
+                        acc_b = zero
+                        acc_c = zero
+                        for d in range(grp * width, (grp + 1) * width):
+                            g = cn * g_pre[d] + carry[n, d]  # adjoint of the state after step t
+                            acc_c += states[i + 1, n, d] * g_pre[d]
+                            acc_b += g * dtu[d]
+                            g_dtu[d] += g * bn
+                            gd = g * decay[i, n, d]
+                            carry[n, d] = gd
+                            m = gd * states[i, n, d]
+                            g_step[d] += m * A[n, d]
+                            g_A[b, n, d] += m * dt_blk[i, d]
+                        g_B[b, t, grp, n] = acc_b
+                        g_C[b, t, grp, n] = acc_c
                 for d in range(dim):
                     gdt = g_step[d] + g_dtu[d] * u[b, t, d]
                     if softplus:

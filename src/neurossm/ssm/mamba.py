@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -136,25 +137,45 @@ class Mamba(nn.Module):
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``x (B, L, d_model)`` to ``(B, L, d_model)``."""
-        length = x.shape[1]
-        xz = rearrange(self.in_proj(x), "b l d -> b d l")  # (B, 2*d_inner, L)
-        x, z = xz.chunk(2, dim=1)  # (B, d_inner, L) each
-        # padding d_conv-1 on both sides; keeping the first L outputs makes the conv causal
-        x = self.act(self.conv1d(x)[..., :length])  # (B, d_inner, L)
+        """Map ``x (B, L, d_model)`` to ``(B, L, d_model)``.
 
-        x_dbl = self.x_proj(rearrange(x, "b d l -> b l d"))  # (B, L, dt_rank + 2*d_state)
+        ``x`` may also be ``(B, L, G, d_model)``: ``G`` sequences per batch element (one per ROI,
+        say) that share every weight, mapped to ``(B, L, G, d_model)``. The result is that of
+        folding ``G`` into the batch, computed with one grouped scan per batch element whose
+        channels are the ``G × d_inner`` of all sequences (see :mod:`neurossm.ssm.scan`), so the
+        scan's vector axis stays wide however few channels one sequence has.
+        """
+        grouped = x.dim() == 4
+        if not grouped:
+            x = x.unsqueeze(2)  # (B, L, 1, d_model)
+        length, groups = x.shape[1], x.shape[2]
+        x, z = self.in_proj(x).chunk(2, dim=-1)  # (B, L, G, d_inner) each
+        x = rearrange(x, "b l g d -> b (g d) l")  # (B, G·d_inner, L)
+        z = rearrange(z, "b l g d -> b (g d) l")  # (B, G·d_inner, L)
+        # the same depthwise kernel for every group: padding d_conv-1 on both sides; keeping the
+        # first L outputs makes the conv causal
+        conv_bias = None if self.conv1d.bias is None else self.conv1d.bias.repeat(groups)
+        x = F.conv1d(x, self.conv1d.weight.repeat(groups, 1, 1), conv_bias,
+                     padding=self.d_conv - 1, groups=groups * self.d_inner)
+        x = self.act(x[..., :length])  # (B, G·d_inner, L)
+
+        x_dbl = self.x_proj(rearrange(x, "b (g d) l -> b l g d", g=groups))  # (B, L, G, dt_rank + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = rearrange(dt @ self.dt_proj.weight.t(), "b l d -> b d l")  # (B, d_inner, L)
-        B = rearrange(B, "b l n -> b n l")  # (B, d_state, L), a view: the cpu scan wants (B, L, N)
-        C = rearrange(C, "b l n -> b n l")  # (B, d_state, L)
+        dt = rearrange(dt @ self.dt_proj.weight.t(), "b l g d -> b (g d) l")  # (B, G·d_inner, L)
+        # views of time-major memory, which is what the cpu scan wants
+        B = rearrange(B, "b l g n -> b g n l")  # (B, G, d_state, L)
+        C = rearrange(C, "b l g n -> b g n l")  # (B, G, d_state, L)
+        if not grouped:
+            B, C = B[:, 0], C[:, 0]  # (B, d_state, L): the plain layout
 
-        A = -torch.exp(self.A_log.float())  # (d_inner, d_state)
+        A = -torch.exp(self.A_log.float()).repeat(groups, 1)  # (G·d_inner, d_state)
         y = selective_scan(
-            x, dt, A, B, C, self.D.float(), z=z, delta_bias=self.dt_proj.bias.float(),
-            delta_softplus=True, backend=self.backend,
-        )  # (B, d_inner, L)
-        return self.out_proj(rearrange(y, "b d l -> b l d"))  # (B, L, d_model)
+            x, dt, A, B, C, self.D.float().repeat(groups), z=z,
+            delta_bias=self.dt_proj.bias.float().repeat(groups), delta_softplus=True,
+            backend=self.backend,
+        )  # (B, G·d_inner, L)
+        y = self.out_proj(rearrange(y, "b (g d) l -> b l g d", g=groups))  # (B, L, G, d_model)
+        return y if grouped else y[:, :, 0]  # (B, L, [G,] d_model)
 
 
 class BiMamba(nn.Module):
@@ -181,7 +202,8 @@ class BiMamba(nn.Module):
         self.backward_mamba = Mamba(d_model, **mamba_kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``x (B, L, d_model)`` to ``(B, L, d_model)``."""
+        """Map ``x (B, L, d_model)`` to ``(B, L, d_model)``, or ``(B, L, G, d_model)`` to
+        ``(B, L, G, d_model)`` (weight-shared sequences, see :meth:`Mamba.forward`)."""
         y_fwd = self.forward_mamba(x)  # (B, L, d_model)
         y_bwd = self.backward_mamba(x.flip(1)).flip(1)  # (B, L, d_model)
         return y_fwd + y_bwd

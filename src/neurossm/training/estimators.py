@@ -1,12 +1,12 @@
 """One fit/predict interface over both kinds of registered model.
 
 ``TorchEstimator`` trains an ``nn.Module`` on random crops with AdamW and keeps the epoch with
-the best validation score, and predicts a scan by averaging its logits over the scan's test
-windows (:func:`neurossm.data.preprocess.window_batches`), so that it sees at test time the length
-it was trained on and every time point of the scan counts. ``FeatureEstimator`` hands a
-closed-form model the whole scans (any length) of the whole training fold, with their subject
-ids: the model chooses its own hyperparameters by inner cross-validation, and predicts from the
-whole test scan.
+the best validation score, stopping early once that score has stalled for ``patience`` epochs,
+and predicts a scan by averaging its logits over the scan's test windows
+(:func:`neurossm.data.preprocess.window_batches`), so that it sees at test time the length it was
+trained on and every time point of the scan counts. ``FeatureEstimator`` hands a closed-form
+model the whole scans (any length) of the whole training fold, with their subject ids: the model
+chooses its own hyperparameters by inner cross-validation, and predicts from the whole test scan.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class Estimator:
         self.n_rois, self.n_classes, self.crop_length = n_rois, n_classes, crop_length
         self.training, self.device, self.seed = training, device, seed
         self.history: list[dict[str, float]] = []
+        self.stopped_epoch: int | None = None  # the last epoch run when training stopped early
 
     def fit(self, X: Sequence[np.ndarray], y: np.ndarray, X_val: Sequence[np.ndarray], y_val: np.ndarray,
             groups: Sequence[str] | None = None, groups_val: Sequence[str] | None = None) -> "Estimator":
@@ -121,6 +122,9 @@ class TorchEstimator(Estimator):
         best_score, best_state, best_epoch, step = -math.inf, None, 0, 0
         # Under torchrun each rank trains on its share of every batch; rank 0 alone validates (distributed.py).
         replicas = distributed.Replicas(self.module, self._loss)
+        # Without a validation split there is nothing to stop on: every epoch runs.
+        patience = int(cfg.patience or 0) if len(X_val) else 0
+        self.stopped_epoch = None
         for epoch in progress(range(cfg.epochs), desc="epochs", total=cfg.epochs):
             self.module.train()
             order = rng.permutation(n)
@@ -158,8 +162,16 @@ class TorchEstimator(Estimator):
             if score > best_score:
                 best_score, best_epoch = score, epoch
                 best_state = copy.deepcopy(self.module.state_dict())
+            # Rank 0 alone validates: its decision stops every rank at the same epoch.
+            if distributed.agree(bool(patience) and epoch - best_epoch >= patience and epoch + 1 < cfg.epochs):
+                self.stopped_epoch = epoch + 1
+                log.debug("early stop after epoch %d: no better validation score since epoch %d",
+                          epoch + 1, best_epoch + 1)
+                break
         for record in self.history:
             record["selected"] = float(record["epoch"] == best_epoch + 1)
+            # history.csv says where training ended early: 1 on the last epoch run, else 0
+            record["early_stop"] = float(record["epoch"] == self.stopped_epoch)
         if best_state is not None:
             self.module.load_state_dict(best_state)
         return self

