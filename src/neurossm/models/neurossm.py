@@ -268,9 +268,9 @@ class NeuroSSM(nn.Module):
         drop_prob: float = 0.1,
         scan_backend: str = "auto",
         encoder: str = "time",
-        roi_d_model: int = 8,
+        roi_d_model: int = 4,
         roi_d_state: int = 4,
-        roi_patch: int = 1,
+        roi_patch: int = 2,
         roi_mixer: str = "linear",
     ) -> None:
         super().__init__()
