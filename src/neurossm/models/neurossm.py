@@ -116,8 +116,9 @@ class RoiPathway(nn.Module):
 
     A strided convolution (``roi_patch`` samples per step, ``roi_d_model`` filters) lifts each
     ROI's series to features; residual (bi)directional Mamba blocks run over time, all ROIs of a
-    scan as groups of one grouped scan; each ROI's features are pooled over time; a mixer over
-    ROIs gives the pathway vector: ``"linear"`` (one dense layer over ROIs × features, which can
+    scan as groups of one grouped scan; each ROI's features are pooled over time and
+    standardised over the scan's ROIs (a ROI's contrast with the others); a mixer over ROIs gives
+    the pathway vector: ``"linear"`` (one dense layer over ROIs × features, which can
     weight a few informative ROIs) or ``"attention"`` (a softmax over ROIs of a learned score,
     with a learned per-ROI prior and value offset, averaging projected ROI features).
 
@@ -158,7 +159,13 @@ class RoiPathway(nn.Module):
         return self.pool(h)  # (B, R, roi_d_model)
 
     def forward(self, xp: torch.Tensor) -> torch.Tensor:
-        v = self.drop(self.roi_features(xp))  # (B, R, roi_d_model)
+        v = self.roi_features(xp)  # (B, R, roi_d_model)
+        # each feature as the ROI's contrast with the scan's other ROIs: pooled statistics share a
+        # large offset across ROIs and scans (e.g. the mean |x| of z-scored series), next to
+        # which the differences that carry a class are small; standardised over ROIs, they are
+        # what the mixer sees, without any dependence on the batch
+        v = (v - v.mean(dim=1, keepdim=True)) * torch.rsqrt(v.var(dim=1, keepdim=True, unbiased=False) + 1e-5)
+        v = self.drop(v)  # (B, R, roi_d_model)
         if self.roi_mixer == "linear":
             return self.mix(rearrange(v, "b r d -> b (r d)"))  # (B, d_model)
         weights = torch.softmax(self.roi_score(v).squeeze(-1) + self.roi_prior, dim=1)  # (B, R)
