@@ -285,7 +285,7 @@ class NeuroSSM(nn.Module):
         roi_d_model: int = 4,
         roi_d_state: int = 4,
         roi_patch: int = 2,
-        roi_mixer: str = "linear",
+        roi_mixer: str = "attention",
     ) -> None:
         super().__init__()
         scales, forms = tuple(int(s) for s in scales), tuple(str(f) for f in forms)
