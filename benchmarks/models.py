@@ -5,6 +5,10 @@ Usage::
     python benchmarks/models.py            # HCP-Rest (400 × 600) and HCP-Task (400 × 150), batch 16
     python benchmarks/models.py --quick    # 1 warm-up + 2 timed steps per config
     python benchmarks/models.py --device cuda --models NeuroSSM BolT --config BolT:d_model=64
+    python benchmarks/models.py --models NeuroSSM NeuroSSM:roi BolT --config NeuroSSM:roi:roi_patch=4
+
+A model is a registered name or ``NAME:PRESET`` (one of its presets: ``NeuroSSM:roi`` is NeuroSSM
+with the ROI-wise encoder); ``--config LABEL:KEY=VALUE`` overrides an option of that label only.
 
 Method. Every (model, shape) runs in its own fresh Python process, so one model's allocations
 never count towards another's peak. A training step is what the harness does: forward,
@@ -15,8 +19,8 @@ the warm-up steps. Memory on the CPU is the process's peak resident set size (``
 the peak minus the peak reached before the first step (model, optimiser and batch built), i.e.
 what training adds (activations, gradients, AdamW state). On CUDA it is
 ``torch.cuda.max_memory_allocated`` from right after the model is built. Ratios compare
-NeuroSSM with each baseline at each shape (throughput: > 1 means NeuroSSM is faster; memory:
-< 1 means NeuroSSM needs less). CPU timings on a shared machine are noisy: the load average
+each NeuroSSM variant with every other model at each shape, the other NeuroSSM variants included
+(throughput: > 1 means the NeuroSSM variant is faster; memory: < 1 means it needs less). CPU timings on a shared machine are noisy: the load average
 at start is printed with them.
 
 A model that cannot be imported (a dependency missing) is reported as ``unavailable``.
@@ -41,9 +45,12 @@ MODELS = {
 }
 
 
-def _spec(name: str):
-    """The registry entry of ``name``, importing only that model's module (others may be broken)."""
+def _spec(label: str):
+    """The registry entry of ``label`` (``NAME`` or ``NAME:PRESET``), importing only that model's
+    module (others may be broken)."""
     from neurossm.models import registry
+
+    name = label.partition(":")[0]
 
     importlib.import_module(MODELS[name])
     try:
@@ -75,7 +82,7 @@ def worker(job: dict) -> dict:
         torch.set_num_threads(job["threads"])
     torch.manual_seed(0)
     device = torch.device(job["device"])
-    config = spec.resolve_config(job["config"])
+    config = spec.resolve_config(job["config"], preset=job["model"].partition(":")[2] or None)
     model = spec.build(job["n_rois"], 2, job["n_times"], config).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randn(job["batch"], job["n_rois"], job["n_times"], device=device)
@@ -137,27 +144,35 @@ def _memory(r: dict) -> float | None:
 
 
 def ratios(results: list[dict]) -> dict:
-    """NeuroSSM over each baseline, per shape: throughput and training memory."""
+    """Each NeuroSSM variant over every other model, per shape: throughput and training memory."""
     out: dict = {}
     for shape in dict.fromkeys(r["shape"] for r in results):
         ok = {r["model"]: r for r in results if r["shape"] == shape and r.get("status") == "ok"}
-        if "NeuroSSM" not in ok:
-            continue
-        ours = ok["NeuroSSM"]
-        for other, r in ok.items():
-            if other == "NeuroSSM":
+        for label, ours in ok.items():
+            if label.partition(":")[0] != "NeuroSSM":
                 continue
-            out.setdefault(shape, {})[f"NeuroSSM/{other}"] = {
-                "throughput": ours["scans_per_s"] / r["scans_per_s"],
-                "memory": _memory(ours) / _memory(r) if _memory(r) else None,
-            }
+            for other, r in ok.items():
+                if other == label:
+                    continue
+                out.setdefault(shape, {})[f"{label}/{other}"] = {
+                    "throughput": ours["scans_per_s"] / r["scans_per_s"],
+                    "memory": _memory(ours) / _memory(r) if _memory(r) else None,
+                }
     return out
+
+
+def _model_label(value: str) -> str:
+    """``NAME`` or ``NAME:PRESET`` with ``NAME`` one of ``MODELS`` (argparse type)."""
+    if value.partition(":")[0] not in MODELS:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected NAME or NAME:PRESET with NAME in {list(MODELS)}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 warm-up and 2 timed steps per config")
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", type=_model_label, default=list(MODELS),
+                        help=f"NAME or NAME:PRESET, NAME in {list(MODELS)} (default: %(default)s)")
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 2, quick 1)")
@@ -165,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--config", nargs="*", default=[], metavar="MODEL:KEY=VALUE",
-                        help="model option overrides, e.g. BolT:d_model=64")
+                        help="model option overrides, e.g. BolT:d_model=64 or NeuroSSM:roi:roi_patch=4")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per config")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -173,12 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
 
-    overrides: dict[str, dict] = {m: {} for m in MODELS}
+    overrides: dict[str, dict] = {m: {} for m in args.models}
     for item in args.config:
-        model, _, pair = item.partition(":")
-        key, _, value = pair.partition("=")
-        if model not in MODELS or not key or not value:
-            parser.error(f"--config expects MODEL:KEY=VALUE with MODEL in {list(MODELS)}; got {item!r}")
+        target, _, value = item.partition("=")
+        model, _, key = target.rpartition(":")
+        if model not in overrides or not key or not value:
+            parser.error(f"--config expects MODEL:KEY=VALUE with MODEL one of --models {args.models}; got {item!r}")
         overrides[model][key] = _parse_value(value)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     steps = args.steps if args.steps is not None else (2 if args.quick else 5)

@@ -19,11 +19,19 @@ process (``--one IMPL L MODE``) so that its peak resident memory can be read fro
 ``resource.getrusage(...).ru_maxrss`` and reported above the child's baseline (after imports
 and input allocation). Times are the median of ``--repeats`` runs after one warm-up run.
 
+``--grouped R`` measures something else: the layout of NeuroSSM's ROI-wise encoder, ``R``
+weight-shared sequences of ``--width`` channels per scan (state ``--n-state``), forward +
+backward on the compiled engine, run two ways in one process: *grouped*, one scan per batch
+element of ``R × width`` channels with grouped ``B, C (batch, R, N, L)``, and *folded*, the
+``R`` sequences folded into the batch (``batch × R`` sequences of ``width`` channels). Both
+compute the same numbers (``tests/ssm/test_scan.py`` checks it).
+
 Usage::
 
     python benchmarks/scan.py                       # L in 150 600 1200, full
     python benchmarks/scan.py --quick --out scan.json
     python benchmarks/scan.py --lengths 150 600
+    python benchmarks/scan.py --grouped 166 --width 16 --n-state 8 --lengths 200
 
 This is a measurement script, never part of the tests.
 """
@@ -218,6 +226,45 @@ def targets(results: dict) -> dict:
     return out
 
 
+def grouped_vs_folded(rois: int, width: int, n_state: int, length: int, repeats: int) -> dict:
+    """Forward + backward of the ROI-wise layout, grouped against folded into the batch."""
+    import torch
+
+    from neurossm.ssm import selective_scan_cpu
+
+    torch.set_num_threads(THREADS)
+    g = torch.Generator().manual_seed(0)
+    dim = rois * width
+    grouped = dict(
+        u=torch.randn(BATCH, dim, length, generator=g),
+        delta=torch.randn(BATCH, dim, length, generator=g) * 0.5 - 1.0,
+        A=-torch.exp(torch.randn(width, n_state, generator=g) * 0.5).repeat(rois, 1),
+        B=torch.randn(BATCH, rois, n_state, length, generator=g),
+        C=torch.randn(BATCH, rois, n_state, length, generator=g),
+        D=torch.randn(width, generator=g).repeat(rois),
+        z=torch.randn(BATCH, dim, length, generator=g),
+        delta_bias=(torch.randn(width, generator=g) * 0.3).repeat(rois),
+    )
+    folded = {k: v.reshape(BATCH * rois, -1, length) for k, v in grouped.items()
+              if k in ("u", "delta", "z", "B", "C")}
+    folded.update(A=grouped["A"][:width], D=grouped["D"][:width], delta_bias=grouped["delta_bias"][:width])
+
+    def median_time(tensors: dict) -> float:
+        leaves = {k: v.clone().requires_grad_(True) for k, v in tensors.items()}
+        times = []
+        for i in range(repeats + 1):  # the first run warms up (kernel compilation, allocator)
+            start = time.perf_counter()
+            selective_scan_cpu(**leaves, delta_softplus=True, engine="compiled").sum().backward()
+            if i:
+                times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    t_grouped, t_folded = median_time(grouped), median_time(folded)
+    return {"rois": rois, "width": width, "n_state": n_state, "length": length, "batch": BATCH,
+            "grouped_fwd_bwd_s": t_grouped, "folded_fwd_bwd_s": t_folded,
+            "folded/grouped": t_folded / t_grouped}
+
+
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -234,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the reference at L >= 1200 and time it once elsewhere")
     parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
     parser.add_argument("--out", type=Path, help="also write the JSON here (atomically)")
+    parser.add_argument("--grouped", type=int, metavar="R",
+                        help="time the ROI-wise layout with R groups, grouped against folded")
+    parser.add_argument("--width", type=int, default=16, help="--grouped: channels per group")
+    parser.add_argument("--n-state", type=int, default=8, help="--grouped: state size")
     parser.add_argument("--one", nargs=3, metavar=("IMPL", "L", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -246,6 +297,18 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.time()
     load_before = os.getloadavg()
+    if args.grouped:
+        results = [grouped_vs_folded(args.grouped, args.width, args.n_state, length, args.repeats)
+                   for length in args.lengths]
+        text = json.dumps({"benchmark": "selective scan, ROI-wise layout: grouped vs folded into the batch",
+                           "engine": "compiled", "threads": THREADS, "repeats": args.repeats,
+                           "timing": "median wall time of forward + backward after one warm-up run",
+                           "load_average": {"before": load_before, "after": os.getloadavg()},
+                           "results": results, "wall_s": time.time() - started}, indent=2)
+        print(text)
+        if args.out:
+            write_atomic(args.out, text + "\n")
+        return 0
     results = {}
     for length in args.lengths:
         for impl in args.impls:

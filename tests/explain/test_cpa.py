@@ -19,8 +19,9 @@ def _target_logit(model, inputs, target):
         return float(model.forward_pathways(inputs)[0, target])
 
 
-def test_activation_times_gradient_equals_finite_differences():
-    model = _model()
+@pytest.mark.parametrize("encoder", ["time", "roi"])
+def test_activation_times_gradient_equals_finite_differences(encoder):
+    model = _model(encoder=encoder)
     x = np.random.default_rng(0).standard_normal((4, 12))
     res = explain_scan_batch(model, [x], crop_length=12, targets=[1])
     inputs = model.pathway_inputs(torch.as_tensor(x[None], dtype=torch.float64))

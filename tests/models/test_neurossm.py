@@ -101,7 +101,7 @@ def test_roi_encoder_features_of_a_roi_depend_on_that_roi_alone_with_shared_weig
     torch.testing.assert_close(v_perm, v[:, perm])
 
 
-@pytest.mark.parametrize("roi_mixer", ["linear", "attention"])
+@pytest.mark.parametrize("roi_mixer", ["linear", "score", "attention"])
 def test_roi_encoder_pathway_vectors_and_gradients(roi_mixer):
     model = _tiny(encoder="roi", roi_mixer=roi_mixer, roi_patch=2).train()
     x = torch.randn(3, 5, 16, dtype=torch.float64, requires_grad=True)

@@ -30,7 +30,7 @@ FORMS = ("raw", "diff")
 POOLINGS = ("mean", "abs_mean", "max", "attention")
 FUSIONS = ("gate", "concat", "mean")
 ENCODERS = ("time", "roi")
-ROI_MIXERS = ("linear", "attention")
+ROI_MIXERS = ("linear", "score", "attention")
 
 
 def pathway_signal(x: torch.Tensor, form: str, scale: int) -> torch.Tensor:
@@ -116,9 +116,11 @@ class RoiPathway(nn.Module):
 
     A strided convolution (``roi_patch`` samples per step, ``roi_d_model`` filters) lifts each
     ROI's series to features; residual (bi)directional Mamba blocks run over time, all ROIs of a
-    scan as groups of one grouped scan; each ROI's features are pooled over time; a mixer over
-    ROIs gives the pathway vector: ``"linear"`` (one dense layer over ROIs × features, which can
-    weight a few informative ROIs) or ``"attention"`` (a softmax over ROIs of a learned score,
+    scan as groups of one grouped scan; each ROI's features are pooled over time and
+    standardised over the scan's ROIs (a ROI's contrast with the others); a mixer over ROIs gives
+    the pathway vector: ``"linear"`` (one dense layer over ROIs × features, which can
+    weight a few informative ROIs), ``"score"`` (the same with one shared score per ROI first,
+    ``roi_d_model`` times fewer weights to fit from few scans) or ``"attention"`` (a softmax over ROIs of a learned score,
     with a learned per-ROI prior and value offset, averaging projected ROI features).
 
     The blocks have no pre-norm: a LayerNorm over the few features of one ROI at one time step
@@ -141,6 +143,9 @@ class RoiPathway(nn.Module):
         self.roi_mixer = roi_mixer
         if roi_mixer == "linear":
             self.mix = nn.Linear(n_rois * roi_d_model, d_model)
+        elif roi_mixer == "score":
+            self.roi_score = nn.Linear(roi_d_model, 1)
+            self.mix = nn.Linear(n_rois, d_model)
         else:
             self.roi_score = nn.Linear(roi_d_model, 1)
             self.roi_prior = nn.Parameter(torch.zeros(n_rois))
@@ -158,9 +163,17 @@ class RoiPathway(nn.Module):
         return self.pool(h)  # (B, R, roi_d_model)
 
     def forward(self, xp: torch.Tensor) -> torch.Tensor:
-        v = self.drop(self.roi_features(xp))  # (B, R, roi_d_model)
+        v = self.roi_features(xp)  # (B, R, roi_d_model)
+        # each feature as the ROI's contrast with the scan's other ROIs: pooled statistics share a
+        # large offset across ROIs and scans (e.g. the mean |x| of z-scored series), next to
+        # which the differences that carry a class are small; standardised over ROIs, they are
+        # what the mixer sees, without any dependence on the batch
+        v = (v - v.mean(dim=1, keepdim=True)) * torch.rsqrt(v.var(dim=1, keepdim=True, unbiased=False) + 1e-5)
+        v = self.drop(v)  # (B, R, roi_d_model)
         if self.roi_mixer == "linear":
             return self.mix(rearrange(v, "b r d -> b (r d)"))  # (B, d_model)
+        if self.roi_mixer == "score":
+            return self.mix(self.roi_score(v).squeeze(-1))  # (B, R) -> (B, d_model)
         weights = torch.softmax(self.roi_score(v).squeeze(-1) + self.roi_prior, dim=1)  # (B, R)
         values = self.value(v) + self.roi_value  # (B, R, d_model)
         return torch.einsum("br,brd->bd", weights, values)  # (B, d_model)
@@ -218,8 +231,9 @@ class NeuroSSM(nn.Module):
         ``"roi"`` encoder: samples per step of the stem (non-overlapping temporal patches;
         1 keeps every sample). Divides the per-ROI scan's length, hence its cost.
     roi_mixer : str
-        ``"roi"`` encoder: ``"linear"`` (dense over ROIs × features) or ``"attention"``
-        (softmax-weighted mean of projected ROI features, with learned per-ROI priors).
+        ``"roi"`` encoder: ``"linear"`` (dense over ROIs × features), ``"score"`` (a shared
+        score per ROI, then dense over ROIs) or ``"attention"`` (softmax-weighted mean of
+        projected ROI features, with learned per-ROI priors).
     fusion : str
         ``"gate"`` (softmax-gated sum of pathway vectors), ``"concat"`` or ``"mean"``.
     drop_prob : float
@@ -266,10 +280,10 @@ class NeuroSSM(nn.Module):
         drop_prob: float = 0.1,
         scan_backend: str = "auto",
         encoder: str = "time",
-        roi_d_model: int = 8,
+        roi_d_model: int = 4,
         roi_d_state: int = 4,
-        roi_patch: int = 1,
-        roi_mixer: str = "linear",
+        roi_patch: int = 2,
+        roi_mixer: str = "attention",
     ) -> None:
         super().__init__()
         scales, forms = tuple(int(s) for s in scales), tuple(str(f) for f in forms)

@@ -158,8 +158,11 @@ class Mamba(nn.Module):
         x = F.conv1d(x, self.conv1d.weight.repeat(groups, 1, 1), conv_bias,
                      padding=self.d_conv - 1, groups=groups * self.d_inner)
         x = self.act(x[..., :length])  # (B, G·d_inner, L)
+        # one time-major copy serves x_proj and the scan: the cpu scan reads time-major memory,
+        # and given this view it needs no copy of its own
+        x = rearrange(x, "b (g d) l -> b l g d", g=groups).contiguous()  # (B, L, G, d_inner)
 
-        x_dbl = self.x_proj(rearrange(x, "b (g d) l -> b l g d", g=groups))  # (B, L, G, dt_rank + 2N)
+        x_dbl = self.x_proj(x)  # (B, L, G, dt_rank + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = rearrange(dt @ self.dt_proj.weight.t(), "b l g d -> b (g d) l")  # (B, G·d_inner, L)
         # views of time-major memory, which is what the cpu scan wants
@@ -170,7 +173,7 @@ class Mamba(nn.Module):
 
         A = -torch.exp(self.A_log.float()).repeat(groups, 1)  # (G·d_inner, d_state)
         y = selective_scan(
-            x, dt, A, B, C, self.D.float().repeat(groups), z=z,
+            rearrange(x, "b l g d -> b (g d) l"), dt, A, B, C, self.D.float().repeat(groups), z=z,
             delta_bias=self.dt_proj.bias.float().repeat(groups), delta_softplus=True,
             backend=self.backend,
         )  # (B, G·d_inner, L)
