@@ -106,6 +106,14 @@ def test_spec_has_reference_and_json_config(name):
         spec.resolve_config(preset=preset)
 
 
+@pytest.mark.parametrize("name", [n for n in TORCH if ":" not in n])
+def test_torch_docstring_documents_the_shared_signal_arguments(name):
+    doc = _spec(name).cls.__doc__
+    assert "{signal_parameters}" not in doc
+    for arg in ("n_rois : int", "n_outputs : int", "n_times : int"):
+        assert arg in doc, f"{name}'s docstring does not document {arg.split()[0]}"
+
+
 @pytest.mark.parametrize("name", TORCH)
 def test_torch_forward_shape_finite_and_input_untouched(name):
     spec, model = _build(name)

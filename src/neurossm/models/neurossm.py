@@ -196,10 +196,7 @@ class NeuroSSM(nn.Module):
 
     Parameters
     ----------
-    n_rois : int
-        ROIs per time step (400 for Schaefer-400, 166 for AAL3v2).
-    n_outputs : int
-        Classes.
+    {signal_parameters}
     n_times : int
         Training crop length; the model itself accepts any length ≥ the largest scale (times
         ``roi_patch`` with the ``"roi"`` encoder).

@@ -214,6 +214,14 @@ def _example(default: Any) -> str:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
+#: The docstring paragraph of the signal arguments every torch model shares (``{signal_parameters}``
+#: in a class docstring, at the indentation of a numpydoc parameter; ``n_times`` stays the model's own).
+SIGNAL_PARAMETERS = """n_rois : int
+        ROIs per time point (400 for Schaefer-400, 166 for AAL3v2).
+    n_outputs : int
+        Classes."""
+
+
 def register_model(
     name: str, *, kind: str, description: str, reference: str = "", presets: dict[str, dict] | None = None
 ) -> Callable[[type], type]:
@@ -222,6 +230,8 @@ def register_model(
         raise ValueError(f"kind must be 'torch' or 'features', not {kind!r}")
 
     def deco(cls: type) -> type:
+        if kind == "torch" and cls.__doc__:
+            cls.__doc__ = cls.__doc__.replace("{signal_parameters}", SIGNAL_PARAMETERS)
         _REGISTRY[name.lower()] = ModelSpec(name, cls, kind, description, reference, dict(presets or {}))
         return cls
 

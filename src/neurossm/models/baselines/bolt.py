@@ -237,10 +237,7 @@ class BolT(nn.Module):
 
     Parameters
     ----------
-    n_rois : int
-        ROIs per time point.
-    n_outputs : int
-        Classes.
+    {signal_parameters}
     n_times : int
         Training crop length; must be ≥ ``window_size``. Any length ≥ ``window_size`` is accepted
         at inference.

@@ -39,10 +39,7 @@ class GRUClassifier(nn.Module):
 
     Parameters
     ----------
-    n_rois : int
-        ROIs per time point.
-    n_outputs : int
-        Classes.
+    {signal_parameters}
     n_times : int
         Training crop length (the model accepts any length ≥ 1).
     hidden_size : int

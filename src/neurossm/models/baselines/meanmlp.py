@@ -34,10 +34,7 @@ class MeanMLP(nn.Module):
 
     Parameters
     ----------
-    n_rois : int
-        ROIs per time point.
-    n_outputs : int
-        Classes.
+    {signal_parameters}
     n_times : int
         Training crop length (the model accepts any length ≥ 1).
     hidden_size : int
