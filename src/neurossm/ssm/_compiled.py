@@ -212,10 +212,15 @@ def scan_forward(A, D_skip, delta_bias, softplus, gated, block, u, delta, B, C, 
             for n in range(n_state):
                 for g in range(n_groups):
                     bn, cn = B[b, t, g, n], C[b, t, g, n]
-                    for d in range(g * width, (g + 1) * width):
-                        hv = _exp_nonpos(dt[d] * A[n, d]) * h[n, d] + dtu[d] * bn
-                        h[n, d] = hv
-                        acc[d] += cn * hv
+                    # views whose index starts at 0, so the loop has no negative-index wraparound
+                    # branch and vectorises (a loop from g * width does not)
+                    hg, ag = h[n, g * width:(g + 1) * width], A[n, g * width:(g + 1) * width]
+                    dtg, dtug = dt[g * width:(g + 1) * width], dtu[g * width:(g + 1) * width]
+                    accg = acc[g * width:(g + 1) * width]
+                    for j in range(width):
+                        hv = _exp_nonpos(dtg[j] * ag[j]) * hg[j] + dtug[j] * bn
+                        hg[j] = hv
+                        accg[j] += cn * hv
             if gated:
                 for d in range(dim):
                     pre[b, t, d] = acc[d]
@@ -258,10 +263,13 @@ def scan_backward(A, D_skip, delta_bias, softplus, gated, block, zero,
                 for n in range(n_state):
                     for g in range(n_groups):
                         bn = B[b, t, g, n]
-                        for d in range(g * width, (g + 1) * width):
-                            a = _exp_nonpos(dt_blk[i, d] * A[n, d])
-                            decay[i, n, d] = a
-                            states[i + 1, n, d] = a * states[i, n, d] + dt_blk[i, d] * u[b, t, d] * bn
+                        lo_d, hi_d = g * width, (g + 1) * width  # zero-based views: see scan_forward
+                        dtg, ug, ag = dt_blk[i, lo_d:hi_d], u[b, t, lo_d:hi_d], A[n, lo_d:hi_d]
+                        dec, s0, s1 = decay[i, n, lo_d:hi_d], states[i, n, lo_d:hi_d], states[i + 1, n, lo_d:hi_d]
+                        for j in range(width):
+                            a = _exp_nonpos(dtg[j] * ag[j])
+                            dec[j] = a
+                            s1[j] = a * s0[j] + dtg[j] * ug[j] * bn
             for t in range(hi - 1, lo - 1, -1):
                 i = t - lo
                 for d in range(dim):
@@ -281,16 +289,20 @@ def scan_backward(A, D_skip, delta_bias, softplus, gated, block, zero,
                         bn, cn = B[b, t, grp, n], C[b, t, grp, n]
                         acc_b = zero
                         acc_c = zero
-                        for d in range(grp * width, (grp + 1) * width):
-                            g = cn * g_pre[d] + carry[n, d]  # adjoint of the state after step t
-                            acc_c += states[i + 1, n, d] * g_pre[d]
-                            acc_b += g * dtu[d]
-                            g_dtu[d] += g * bn
-                            gd = g * decay[i, n, d]
-                            carry[n, d] = gd
-                            m = gd * states[i, n, d]
-                            g_step[d] += m * A[n, d]
-                            g_A[b, n, d] += m * dt_blk[i, d]
+                        lo_d, hi_d = grp * width, (grp + 1) * width  # zero-based views: see scan_forward
+                        gp, cr, du, gdu = g_pre[lo_d:hi_d], carry[n, lo_d:hi_d], dtu[lo_d:hi_d], g_dtu[lo_d:hi_d]
+                        s0, s1, dec = states[i, n, lo_d:hi_d], states[i + 1, n, lo_d:hi_d], decay[i, n, lo_d:hi_d]
+                        gs, ag, gA, dtg = g_step[lo_d:hi_d], A[n, lo_d:hi_d], g_A[b, n, lo_d:hi_d], dt_blk[i, lo_d:hi_d]
+                        for j in range(width):
+                            g = cn * gp[j] + cr[j]  # adjoint of the state after step t
+                            acc_c += s1[j] * gp[j]
+                            acc_b += g * du[j]
+                            gdu[j] += g * bn
+                            gd = g * dec[j]
+                            cr[j] = gd
+                            m = gd * s0[j]
+                            gs[j] += m * ag[j]
+                            gA[j] += m * dtg[j]
                         g_B[b, t, grp, n] = acc_b
                         g_C[b, t, grp, n] = acc_c
                 for d in range(dim):
