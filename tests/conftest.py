@@ -58,3 +58,12 @@ def _restore_neurossm_logging():
     for name, other in logging.root.manager.loggerDict.items():
         if name.split(".")[0] == "neurossm" and isinstance(other, logging.Logger):
             other.disabled = False
+
+
+@pytest.fixture
+def errors(caplog):
+    """The text of the ERROR records a command logged (what a user reads), one per line."""
+    logger = logging.getLogger("neurossm")
+    logger.addHandler(caplog.handler)
+    yield lambda: "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+    logger.removeHandler(caplog.handler)

@@ -1,6 +1,5 @@
 """CPA files record the run they came from, and a run never writes among another run's maps."""
 
-import logging
 import shutil
 
 import numpy as np
@@ -15,14 +14,6 @@ pytestmark = pytest.mark.slow
 TINY = ["--dataset", "SYNTHETIC", "--model", "NeuroSSM", "--device", "cpu", "--seeds", "0", "--epochs", "1",
         "--config", "d_model=8", "d_state=4", "scales=1", "--data-option", "n_scans=12", "n_times=32",
         "n_signal_rois=2", "--n-rois", "6", "--folds", "3"]
-
-
-@pytest.fixture
-def errors(caplog):
-    logger = logging.getLogger("neurossm")
-    logger.addHandler(caplog.handler)
-    yield lambda: "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
-    logger.removeHandler(caplog.handler)
 
 
 def _train(root, name, *extra) -> int:

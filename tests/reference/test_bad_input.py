@@ -4,7 +4,6 @@ a clear message, exit code 2, and output folders that hold only this run's files
 from __future__ import annotations
 
 import importlib.util
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +20,6 @@ def _script_main():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
-
-
-@pytest.fixture
-def errors(caplog):
-    logger = logging.getLogger("neurossm")
-    logger.addHandler(caplog.handler)
-    yield lambda: "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
-    logger.removeHandler(caplog.handler)
 
 
 def _argv(root, out, ns_dir, tmp_path, terms):
