@@ -72,7 +72,7 @@ import pandas as pd
 
 KINDS: dict[str, dict[str, Any]] = {
     "events": dict(signal_form="events", n_rois=166, n_scans=160, n_times=200, signal_fraction=0.07,
-                   amplitude=1.0, event_width=3),
+                   amplitude=1.1, event_width=3, event_filler=False),
     "events_400": dict(signal_form="events", n_rois=400, n_scans=200, n_times=200, signal_fraction=0.05,
                        amplitude=1.5, event_width=2),
     "level_shift": dict(signal_form="diff", n_rois=100, n_scans=160, n_times=200, n_signal_rois=4, amplitude=1.5),

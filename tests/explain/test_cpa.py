@@ -19,7 +19,7 @@ def _target_logit(model, inputs, target):
         return float(model.forward_pathways(inputs)[0, target])
 
 
-@pytest.mark.parametrize("encoder", ["time", "roi"])
+@pytest.mark.parametrize("encoder", ["time", "roi", "hybrid"])
 def test_activation_times_gradient_equals_finite_differences(encoder):
     model = _model(encoder=encoder)
     x = np.random.default_rng(0).standard_normal((4, 12))

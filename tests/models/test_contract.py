@@ -28,8 +28,15 @@ EXPECTED = ("BolT", "catch22", "FC_LR", "FC_SVM", "GRU", "meanMLP", "MiniRocket"
 # Parameters that by design receive no gradient from the logits. BolT reads only the CLS tokens
 # of its last layer, so that layer's token→token and token→CLS attention biases (which only
 # shape the time-point tokens' update) cannot reach the output.
+# NeuroSSM's ROI-wise encoder adds corrections initialised to zero (its pooled statistics start as
+# those of the input itself), so at initialisation nothing reaches the stem and blocks before them.
+# The fusion gate's bias shifts every pathway's score alike, which the softmax over pathways
+# ignores: its gradient is zero up to rounding, exactly zero in some configurations.
+_ROI_BEFORE_CORRECTION = r"pathways\.(\d+)\.(roi\.)?(stem|blocks)\..*|gate\.bias"
 NO_GRAD_BY_DESIGN = {
     "BolT": r"blocks\.(\d+)\.attention\.(relative_bias|token_to_cls_bias)",
+    "NeuroSSM:roi": _ROI_BEFORE_CORRECTION,
+    "NeuroSSM:hybrid": _ROI_BEFORE_CORRECTION,
 }
 
 
@@ -65,7 +72,7 @@ def _names() -> list[str]:
 
 FEATURE_NAMES = ("catch22", "FC_LR", "FC_SVM", "MiniRocket")
 # Presets that swap a model's architecture, checked like models of their own as "NAME:preset"
-ARCHITECTURE_PRESETS = ("NeuroSSM:roi",)
+ARCHITECTURE_PRESETS = ("NeuroSSM:roi", "NeuroSSM:hybrid", "NeuroSSM:time_moments")
 TORCH = [n for n in _names() if n not in FEATURE_NAMES] + list(ARCHITECTURE_PRESETS)
 # MiniRocket's numba kernels compile on first use (about 40 s on a fresh machine, cached after).
 FEATURES = [pytest.param(n, marks=pytest.mark.slow) if n == "MiniRocket" else n for n in FEATURE_NAMES]

@@ -5,7 +5,7 @@ import torch
 
 from neurossm.errors import ConfigError
 from neurossm.models import get_model
-from neurossm.models.neurossm import NeuroSSM, pathway_signal
+from neurossm.models.neurossm import MOMENT_EPS, NeuroSSM, log_moments, pathway_signal
 
 
 def _tiny(**kw):
@@ -30,7 +30,7 @@ def test_pathway_names_follow_forms_then_scales():
     assert _tiny(forms=("diff",), scales=(4,)).pathway_names == ["diff_s4"]
 
 
-@pytest.mark.parametrize("encoder", ["time", "roi"])
+@pytest.mark.parametrize("encoder", ["time", "roi", "hybrid"])
 @pytest.mark.parametrize("fusion", ["gate", "concat", "mean"])
 def test_ablating_every_pathway_gives_the_logits_of_the_fused_zero_vector(fusion, encoder):
     model = _tiny(fusion=fusion, encoder=encoder)
@@ -45,7 +45,7 @@ def test_ablating_every_pathway_gives_the_logits_of_the_fused_zero_vector(fusion
     torch.testing.assert_close(both[1], out[1])
 
 
-@pytest.mark.parametrize("encoder", ["time", "roi"])
+@pytest.mark.parametrize("encoder", ["time", "roi", "hybrid"])
 def test_ablating_one_pathway_changes_the_logits(encoder):
     model = _tiny(encoder=encoder)
     x = torch.randn(2, 5, 16, dtype=torch.float64)
@@ -81,12 +81,23 @@ def test_registered_with_ablation_presets_and_json_config():
         spec.resolve_config({"width": 3})
 
 
-@pytest.mark.parametrize("pooling", ["mean", "abs_mean", "max", "attention"])
+def _trained_looking(model):
+    # the corrections start at zero (the pooled statistics are the input's own); give them weights
+    # so that the tests see the Mamba features at work
+    torch.manual_seed(1)
+    for pathway in model.pathways:
+        roi = getattr(pathway, "roi", pathway)
+        torch.nn.init.normal_(roi.correction.weight, std=0.5)
+        torch.nn.init.normal_(roi.correction.bias, std=0.1)
+    return model
+
+
+@pytest.mark.parametrize("pooling", ["moments", "mean", "abs_mean", "max", "attention"])
 @pytest.mark.parametrize("roi_patch", [1, 3])
 def test_roi_encoder_features_of_a_roi_depend_on_that_roi_alone_with_shared_weights(pooling, roi_patch):
     # before the ROI mixer, ROI r's pooled features are a function of ROI r's series only, and the
     # same function for every ROI: permuting the ROIs permutes the features
-    model = _tiny(encoder="roi", pooling=pooling, roi_patch=roi_patch, bidirectional=True)
+    model = _trained_looking(_tiny(encoder="roi", pooling=pooling, roi_patch=roi_patch, bidirectional=True))
     x = torch.randn(2, 5, 16, dtype=torch.float64)
     roi_features = model.pathways[0].roi_features
     with torch.no_grad():
@@ -103,7 +114,7 @@ def test_roi_encoder_features_of_a_roi_depend_on_that_roi_alone_with_shared_weig
 
 @pytest.mark.parametrize("roi_mixer", ["linear", "score", "attention"])
 def test_roi_encoder_pathway_vectors_and_gradients(roi_mixer):
-    model = _tiny(encoder="roi", roi_mixer=roi_mixer, roi_patch=2).train()
+    model = _trained_looking(_tiny(encoder="roi", roi_mixer=roi_mixer, roi_patch=2)).train()
     x = torch.randn(3, 5, 16, dtype=torch.float64, requires_grad=True)
     vectors = model.pathway_vectors(model.pathway_inputs(x))
     assert vectors.shape == (3, 4, 8) and torch.isfinite(vectors).all()
@@ -114,6 +125,63 @@ def test_roi_encoder_pathway_vectors_and_gradients(roi_mixer):
 def test_roi_preset_is_json_round_trippable():
     spec = get_model("neurossm")
     cfg = json.loads(json.dumps(spec.resolve_config(preset="roi")))
-    assert cfg["encoder"] == "roi" and cfg["pooling"] == "abs_mean"
+    assert cfg["encoder"] == "roi"
     model = spec.build(6, 2, 32, cfg)
     assert all(type(p).__name__ == "RoiPathway" for p in model.pathways)
+    cfg = spec.resolve_config(preset="hybrid")
+    assert cfg["pooling"] == "moments" and cfg["time_d_model"] == 16
+    assert all(type(p).__name__ == "HybridPathway" for p in spec.build(6, 2, 32, cfg).pathways)
+    assert all(type(p).__name__ == "Pathway" for p in spec.build(6, 2, 32, spec.resolve_config()).pathways)
+
+
+def test_log_moments_are_log_energy_and_log_tail_weight():
+    h = torch.randn(3, 50, 4, 2, dtype=torch.float64)
+    out = log_moments(h)
+    assert out.shape == (3, 4, 4)
+    e2 = (h**2).mean(dim=1) + MOMENT_EPS
+    e4 = (h**4).mean(dim=1) + MOMENT_EPS**2
+    torch.testing.assert_close(out[..., :2], torch.log(e2))
+    torch.testing.assert_close(out[..., 2:], torch.log(e4 / e2**2))
+    # a series with a few large spikes has a heavier tail than the same energy spread evenly
+    spiky = torch.zeros(1, 100, 1, dtype=torch.float64)
+    spiky[0, ::25] = 5.0
+    even = torch.full_like(spiky, float(spiky.pow(2).mean().sqrt()))
+    assert log_moments(spiky)[0, 1] > log_moments(even)[0, 1] + 2
+
+
+@pytest.mark.parametrize("roi_patch", [1, 3])
+def test_untrained_roi_encoder_pools_the_statistics_of_the_input_itself(roi_patch):
+    # zero-initialised corrections: each ROI's statistics start as those of the pathway's signal
+    model = _tiny(encoder="roi", roi_patch=roi_patch, pooling="moments")
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    roi = model.pathways[0]
+    series = roi.roi_series(x)
+    assert series.shape == (2, 16, 5, 2)
+    torch.testing.assert_close(series, x.transpose(1, 2)[..., None].expand(-1, -1, -1, 2))
+    torch.testing.assert_close(roi.roi_features(x), log_moments(series))
+
+
+def test_hybrid_pathway_is_the_sum_of_its_roi_and_time_parts():
+    model = _trained_looking(_tiny(encoder="hybrid"))
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    pathway, xp = model.pathways[2], model.pathway_inputs(x)[2]
+    with torch.no_grad():
+        torch.testing.assert_close(pathway(xp), pathway.roi(xp) + pathway.time(xp))
+
+
+def test_time_encoder_with_moments_pooling_reads_the_energy_of_spatial_filters():
+    # a change of coupling only (same variance per ROI) moves the pooled energy of a filter that
+    # sums the coupled ROIs
+    model = _tiny(encoder="time", n_layers=0, pooling="moments")
+    time_part = model.pathways[0]
+    with torch.no_grad():
+        time_part.embed.weight.zero_()
+        time_part.embed.bias.zero_()
+        time_part.embed.weight[0, :2] = 1.0
+    torch.manual_seed(3)
+    shared = torch.randn(1, 1, 400, dtype=torch.float64)
+    independent = torch.randn(1, 5, 400, dtype=torch.float64)
+    coupled = independent.clone()
+    coupled[:, :2] = shared.expand(-1, 2, -1)
+    energy = lambda x: time_part.pool(time_part.embed(x.transpose(1, 2)))[0, 0]  # noqa: E731
+    assert energy(coupled) > energy(independent) + 0.4

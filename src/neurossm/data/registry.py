@@ -111,6 +111,16 @@ def optional_float(value: str) -> float | None:
     return None if value.strip().lower() in ("", "none") else float(value)
 
 
+def boolean(value: str) -> bool:
+    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``, ``on``/``off``), any case."""
+    text = value.strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not a boolean; give true or false")
+
+
 def int_lists(value: str) -> list[list[int]]:
     """``"0,1,2;5,6"`` → ``[[0, 1, 2], [5, 6]]``: one group of ROI indices per class."""
     return [[int(v) for v in group.split(",") if v.strip()] for group in value.split(";")]

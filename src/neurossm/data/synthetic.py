@@ -66,7 +66,7 @@ from ..config import ATLASES, TrainingConfig
 from ..errors import ConfigError
 from ..io import write_json
 from .preprocess import zscore
-from .registry import (DatasetOption, DatasetSpec, int_lists, name_list, optional_float, optional_int,
+from .registry import (DatasetOption, DatasetSpec, boolean, int_lists, name_list, optional_float, optional_int,
                        optional_str, register_dataset)
 from .scans import Scan, ScanDataset, assemble
 
@@ -111,6 +111,7 @@ def make_synthetic(
     factor_ratio: float = 5.0,
     event_width: int = 3,
     n_events: int = 5,
+    event_filler: bool = True,
 ) -> ScanDataset:
     """Generate a balanced synthetic dataset, deterministically from ``seed``.
 
@@ -158,6 +159,11 @@ def make_synthetic(
     event_width, n_events : int
         ``"events"``: widest event in samples (widths are drawn from 1 to it) and events per
         signal ROI per scan.
+    event_filler : bool
+        ``"events"`` and ``"mixture"``: in a scan of another class, a class' event ROIs get AR(1)
+        filler of the events' energy and first-difference energy, so that only the events' shape
+        sets them apart (``True``, the harder task); ``False`` leaves them as background, so the
+        events also raise their ROIs' high-frequency energy (the form of issue 12's report).
 
     Returns
     -------
@@ -209,7 +215,8 @@ def make_synthetic(
         # Every class' event ROIs get the same added energy in every scan (its own form in scans of
         # that class, AR(1) filler otherwise), so no ROI's variance or correlations tell the classes apart.
         events = [(idx, _event_kind(signal_form, k) if k == c else "filler")
-                  for k, groups in enumerate(roi_forms) for form, idx in groups if form == "events"]
+                  for k, groups in enumerate(roi_forms) for form, idx in groups
+                  if form == "events" and (k == c or event_filler)]
         if background == "factors":
             factors = _ar1(factor_rng.standard_normal((n_factors, n_times + _BURN_IN)), factor_phi)
             shared = _normalise(weights @ factors)  # (R, T)
@@ -243,7 +250,7 @@ def make_synthetic(
     if background == "factors":
         truth.update(n_factors=int(n_factors), factor_phi=float(factor_phi), factor_ratio=float(factor_ratio))
     if signal_form in ("events", "mixture"):
-        truth.update(event_width=int(event_width), n_events=int(n_events))
+        truth.update(event_width=int(event_width), n_events=int(n_events), event_filler=bool(event_filler))
     if signal_form == "events":
         truth["class_signal"] = {n: ("drift" if c == 0 else "events") for c, n in enumerate(names)}
     if signal_form == "mixture":
@@ -452,5 +459,7 @@ register_dataset(DatasetSpec(
         "factor_ratio": DatasetOption(5.0, float, "factors background: factor variance over the ROI's own noise"),
         "event_width": DatasetOption(3, int, "events: widest event in samples (widths 1 to it)"),
         "n_events": DatasetOption(5, int, "events: events per signal ROI per scan"),
+        "event_filler": DatasetOption(True, boolean, "events: matched-energy AR(1) filler in the other "
+                                      "classes' event ROIs (false: background only)"),
     },
     training=TrainingConfig(epochs=15, batch_size=16, lr=2e-3, warmup_epochs=1)))

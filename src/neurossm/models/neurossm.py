@@ -2,11 +2,11 @@
 
 Each scan is seen through several *pathways*: a signal form (the raw BOLD signal, or its
 first-order temporal difference) at a temporal scale (average pooling by 1, 2, 4 time points).
-Each pathway encodes its input to one vector, with one of two encoders: ``"time"`` embeds the ROI
-vector of every time step, runs bidirectional selective state-space (Mamba) blocks over time and
-pools over time; ``"roi"`` runs a small Mamba over each ROI's own series, with weights shared
-across ROIs (one grouped scan for all ROIs), pools each ROI over time and mixes the ROIs. The
-pathway vectors are fused into one classifier. A pathway can be ablated (its vector set to zero) before fusion, which is how
+Each pathway encodes its input to one vector: ``"time"`` embeds the ROI vector of every time
+step, runs bidirectional selective state-space (Mamba) blocks over time and pools over time;
+``"roi"`` runs a small Mamba over each ROI's own series, with weights shared across ROIs (one
+grouped scan for all ROIs), pools statistics of each ROI over time and mixes the ROIs;
+``"hybrid"`` adds the two. The pathway vectors are fused into one classifier. A pathway can be ablated (its vector set to zero) before fusion, which is how
 Calibrated Pathway Attribution measures how much a decision depends on it.
 
 References
@@ -27,9 +27,9 @@ from ..ssm.mamba import BiMamba, Mamba
 from .registry import register_model
 
 FORMS = ("raw", "diff")
-POOLINGS = ("mean", "abs_mean", "max", "attention")
+POOLINGS = ("mean", "abs_mean", "max", "attention", "moments")
 FUSIONS = ("gate", "concat", "mean")
-ENCODERS = ("time", "roi")
+ENCODERS = ("time", "roi", "hybrid")
 ROI_MIXERS = ("linear", "score", "attention")
 
 
@@ -64,20 +64,42 @@ class ResidualSSMBlock(nn.Module):
         return h + self.drop(self.mixer(self.norm(h)))  # (B, T, [G,] d_model)
 
 
+MOMENT_EPS = 1e-4
+
+
+def log_moments(h: torch.Tensor) -> torch.Tensor:
+    """Log second moment and log standardised fourth moment over time (axis 1), per feature.
+
+    ``(B, T, ..., d)`` → ``(B, ..., 2 d)``: ``log E[h²]`` (the feature's energy: a slow
+    fluctuation at a pathway's scale, a shared fluctuation picked out by a spatial filter) and
+    ``log E[h⁴] − 2 log E[h²]`` (its tail weight, the log kurtosis about zero: brief events and
+    abrupt shifts in a difference series). The first ``d`` entries are the energies.
+    """
+    e2 = h.pow(2).mean(dim=1) + MOMENT_EPS  # (B, ..., d)
+    e4 = h.pow(4).mean(dim=1) + MOMENT_EPS**2  # (B, ..., d)
+    log_e2 = torch.log(e2)
+    return torch.cat([log_e2, torch.log(e4) - 2 * log_e2], dim=-1)  # (B, ..., 2d)
+
+
 class TemporalPooling(nn.Module):
-    """Pool ``(B, T, ..., d)`` over time (axis 1) to ``(B, ..., d)``.
+    """Pool ``(B, T, ..., d)`` over time (axis 1) to ``(B, ..., d)`` (``(B, ..., 2 d)`` for
+    ``"moments"``).
 
     ``"mean"``, ``"abs_mean"`` (mean of absolute values: brief events of either sign add up
-    instead of cancelling), ``"max"`` or ``"attention"`` (softmax over time of a learned score).
+    instead of cancelling), ``"max"``, ``"attention"`` (softmax over time of a learned score) or
+    ``"moments"`` (:func:`log_moments`: log energy and log tail weight of every feature).
     """
 
     def __init__(self, pooling: str, d_model: int) -> None:
         super().__init__()
         self.pooling = pooling
+        self.out_features = 2 * d_model if pooling == "moments" else d_model
         if pooling == "attention":
             self.score = nn.Linear(d_model, 1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "moments":
+            return log_moments(h)  # (B, ..., 2d)
         if self.pooling == "mean":
             return h.mean(dim=1)  # (B, ..., d)
         if self.pooling == "abs_mean":
@@ -90,38 +112,56 @@ class TemporalPooling(nn.Module):
 
 class Pathway(nn.Module):
     """The ``"time"`` encoder: ROI embedding per time step → residual Mamba blocks → temporal
-    pooling → one vector."""
+    pooling → one vector.
 
-    def __init__(self, n_rois: int, d_model: int, n_layers: int, d_state: int, d_conv: int, expand: int,
-                 bidirectional: bool, pooling: str, drop_prob: float, backend: str) -> None:
+    The embedding is ``width`` wide (``time_d_model``). With ``pooling="moments"`` the features
+    are pooled without the final LayerNorm (which would set every time step to unit spread, the
+    energy that pooling measures); pooled statistics of another width than ``d_model`` are
+    projected to it. The embedding then acts as a bank
+    of spatial filters whose output energies are read, as in common-spatial-pattern decoding:
+    what a change in the coupling between ROIs changes.
+    """
+
+    def __init__(self, n_rois: int, d_model: int, width: int, n_layers: int, d_state: int, d_conv: int,
+                 expand: int, bidirectional: bool, pooling: str, drop_prob: float, backend: str) -> None:
         super().__init__()
-        self.embed = nn.Linear(n_rois, d_model)
+        self.embed = nn.Linear(n_rois, width)
         self.blocks = nn.ModuleList(
-            ResidualSSMBlock(d_model, d_state, d_conv, expand, bidirectional, drop_prob, backend)
+            ResidualSSMBlock(width, d_state, d_conv, expand, bidirectional, drop_prob, backend)
             for _ in range(n_layers)
         )
-        self.norm = nn.LayerNorm(d_model)
-        self.pool = TemporalPooling(pooling, d_model)
+        self.moments = pooling == "moments"
+        self.norm = nn.Identity() if self.moments else nn.LayerNorm(width)
+        self.pool = TemporalPooling(pooling, width)
+        n_out = self.pool.out_features
+        self.out = nn.Sequential(nn.Dropout(drop_prob), nn.Linear(n_out, d_model)) if n_out != d_model else None
 
     def forward(self, xp: torch.Tensor) -> torch.Tensor:
-        h = self.embed(rearrange(xp, "b r t -> b t r"))  # (B, T_s, d_model)
+        h = self.embed(rearrange(xp, "b r t -> b t r"))  # (B, T_s, width)
         for block in self.blocks:
-            h = block(h)  # (B, T_s, d_model)
-        return self.pool(self.norm(h))  # (B, d_model)
+            h = block(h)  # (B, T_s, width)
+        v = self.pool(self.norm(h))  # (B, width), or (B, 2 width) for moments
+        return self.out(v) if self.out is not None else v  # (B, d_model)
 
 
 class RoiPathway(nn.Module):
-    """The ``"roi"`` encoder: each ROI's own series through weights shared across ROIs, then a
-    mix of the ROIs into one vector.
+    """The ``"roi"`` encoder: each ROI's own series through weights shared across ROIs, pooled
+    statistics per ROI, then a mix of the ROIs into one vector.
 
-    A strided convolution (``roi_patch`` samples per step, ``roi_d_model`` filters) lifts each
-    ROI's series to features; residual (bi)directional Mamba blocks run over time, all ROIs of a
-    scan as groups of one grouped scan; each ROI's features are pooled over time and
-    standardised over the scan's ROIs (a ROI's contrast with the others); a mixer over ROIs gives
-    the pathway vector: ``"linear"`` (one dense layer over ROIs × features, which can
-    weight a few informative ROIs), ``"score"`` (the same with one shared score per ROI first,
-    ``roi_d_model`` times fewer weights to fit from few scans) or ``"attention"`` (a softmax over ROIs of a learned score,
-    with a learned per-ROI prior and value offset, averaging projected ROI features).
+    Per ROI, a strided convolution (``roi_patch`` samples per step, ``roi_d_model`` filters)
+    lifts the series to features; residual (bi)directional Mamba blocks run over time, all ROIs
+    of a scan as the groups of one grouped scan; a linear map, initialised to zero, turns the
+    features into ``roi_channels`` corrections that are held over their patch and added to the
+    ROI's own series: ``u_r(t) = x_r(t) + c_r(t)``. At initialisation ``u`` is the input itself,
+    so the pooled statistics start as those of the pathway's signal (for a difference pathway,
+    the energy and tail weight of the sample-to-sample changes) and training learns the temporal
+    filter that makes them more telling. Each ROI's channels are pooled over time (``pooling``;
+    ``"moments"``: log energy and log tail weight, :func:`log_moments`), standardised over the
+    scan's ROIs (a ROI's contrast with the others) and mixed: ``"score"`` (one score per ROI
+    from its statistics, with weights shared by all ROIs, then one dense layer over ROIs: as many
+    weights per output as ROIs, what a hundred scans can fit), ``"linear"`` (one dense layer over
+    ROIs × statistics) or ``"attention"`` (a softmax over ROIs of a learned score, with a learned
+    per-ROI prior and value offset, averaging projected ROI statistics).
 
     The blocks have no pre-norm: a LayerNorm over the few features of one ROI at one time step
     would rescale every step to unit spread, erasing the step's amplitude, which is what tells a
@@ -129,47 +169,58 @@ class RoiPathway(nn.Module):
     """
 
     def __init__(self, n_rois: int, d_model: int, roi_d_model: int, roi_d_state: int, roi_patch: int,
-                 roi_mixer: str, n_layers: int, d_conv: int, expand: int, bidirectional: bool,
+                 roi_channels: int, roi_mixer: str, n_layers: int, d_conv: int, expand: int, bidirectional: bool,
                  pooling: str, drop_prob: float, backend: str) -> None:
         super().__init__()
+        self.patch = roi_patch
         self.stem = nn.Conv1d(1, roi_d_model, kernel_size=roi_patch, stride=roi_patch)
         self.blocks = nn.ModuleList(
             ResidualSSMBlock(roi_d_model, roi_d_state, d_conv, expand, bidirectional, drop_prob, backend,
                              norm=False)
             for _ in range(n_layers)
         )
-        self.pool = TemporalPooling(pooling, roi_d_model)
+        self.correction = nn.Linear(roi_d_model, roi_channels)
+        nn.init.zeros_(self.correction.weight)
+        nn.init.zeros_(self.correction.bias)
+        self.pool = TemporalPooling(pooling, roi_channels)
+        n_stats = self.pool.out_features
         self.drop = nn.Dropout(drop_prob)
         self.roi_mixer = roi_mixer
         if roi_mixer == "linear":
-            self.mix = nn.Linear(n_rois * roi_d_model, d_model)
+            self.mix = nn.Linear(n_rois * n_stats, d_model)
         elif roi_mixer == "score":
-            self.roi_score = nn.Linear(roi_d_model, 1)
+            self.roi_score = nn.Linear(n_stats, 1)
             self.mix = nn.Linear(n_rois, d_model)
         else:
-            self.roi_score = nn.Linear(roi_d_model, 1)
+            self.roi_score = nn.Linear(n_stats, 1)
             self.roi_prior = nn.Parameter(torch.zeros(n_rois))
-            self.value = nn.Linear(roi_d_model, d_model)
+            self.value = nn.Linear(n_stats, d_model)
             self.roi_value = nn.Parameter(torch.zeros(n_rois, d_model))
 
-    def roi_features(self, xp: torch.Tensor) -> torch.Tensor:
-        """Each ROI's series ``(B, R, T_s)`` to its pooled features ``(B, R, roi_d_model)``; those
-        of ROI ``r`` depend on ROI ``r``'s series alone."""
-        batch = xp.shape[0]
-        h = self.stem(rearrange(xp, "b r t -> (b r) 1 t"))  # (B·R, roi_d_model, T_p)
+    def roi_series(self, xp: torch.Tensor) -> torch.Tensor:
+        """Each ROI's series ``(B, R, T_s)`` plus its learned corrections: ``(B, T_s, R,
+        roi_channels)``; ROI ``r``'s depend on ROI ``r``'s series alone."""
+        batch, _, length = xp.shape
+        h = self.stem(rearrange(xp, "b r t -> (b r) 1 t"))  # (B·R, roi_d_model, T_s // patch)
         h = rearrange(h, "(b r) d t -> b t r d", b=batch)  # (B, T_p, R, roi_d_model)
         for block in self.blocks:
             h = block(h)  # (B, T_p, R, roi_d_model)
-        return self.pool(h)  # (B, R, roi_d_model)
+        c = self.correction(h).repeat_interleave(self.patch, dim=1)  # (B, T_p·patch, R, channels)
+        c = F.pad(c, (0, 0, 0, 0, 0, length - c.shape[1]))  # the tail shorter than a patch: no correction
+        return rearrange(xp, "b r t -> b t r 1") + c  # (B, T_s, R, channels)
+
+    def roi_features(self, xp: torch.Tensor) -> torch.Tensor:
+        """Each ROI's pooled statistics ``(B, R, n_stats)``."""
+        return self.pool(self.roi_series(xp))  # (B, R, n_stats)
 
     def forward(self, xp: torch.Tensor) -> torch.Tensor:
-        v = self.roi_features(xp)  # (B, R, roi_d_model)
-        # each feature as the ROI's contrast with the scan's other ROIs: pooled statistics share a
-        # large offset across ROIs and scans (e.g. the mean |x| of z-scored series), next to
-        # which the differences that carry a class are small; standardised over ROIs, they are
-        # what the mixer sees, without any dependence on the batch
+        v = self.roi_features(xp)  # (B, R, n_stats)
+        # each statistic as the ROI's contrast with the scan's other ROIs: pooled statistics share
+        # a large offset across ROIs and scans, next to which the differences that carry a class
+        # are small; standardised over ROIs, they are what the mixer sees, without any dependence
+        # on the batch
         v = (v - v.mean(dim=1, keepdim=True)) * torch.rsqrt(v.var(dim=1, keepdim=True, unbiased=False) + 1e-5)
-        v = self.drop(v)  # (B, R, roi_d_model)
+        v = self.drop(v)  # (B, R, n_stats)
         if self.roi_mixer == "linear":
             return self.mix(rearrange(v, "b r d -> b (r d)"))  # (B, d_model)
         if self.roi_mixer == "score":
@@ -177,6 +228,26 @@ class RoiPathway(nn.Module):
         weights = torch.softmax(self.roi_score(v).squeeze(-1) + self.roi_prior, dim=1)  # (B, R)
         values = self.value(v) + self.roi_value  # (B, R, d_model)
         return torch.einsum("br,brd->bd", weights, values)  # (B, d_model)
+
+
+class HybridPathway(nn.Module):
+    """The ``"hybrid"`` encoder: the sum of a ``"roi"`` and a ``"time"`` encoding of one input.
+
+    The ROI-wise part reads what each ROI does on its own (events, shifts, slow power); the
+    per-time-step part reads how ROIs move together (its embedding is a bank of spatial filters).
+    """
+
+    def __init__(self, roi: RoiPathway, time: Pathway) -> None:
+        super().__init__()
+        self.roi, self.time = roi, time
+
+    def forward(self, xp: torch.Tensor) -> torch.Tensor:
+        return self.roi(xp) + self.time(xp)  # (B, d_model)
+
+
+# Pooled log moments, narrow vectors and more dropout: the settings the ROI-wise presets were
+# measured with on a hundred-odd training scans.
+_SMALL_DATA = {"pooling": "moments", "d_model": 32, "time_d_model": 16, "drop_prob": 0.3}
 
 
 @register_model(
@@ -188,7 +259,11 @@ class RoiPathway(nn.Module):
         "single_pathway": {"forms": ("raw",), "scales": (1,)},
         "raw_multiscale": {"forms": ("raw",)},
         "diff_multiscale": {"forms": ("diff",)},
-        "roi": {"encoder": "roi", "pooling": "abs_mean"},
+        "single_scale": {"scales": (1,)},
+        # the ROI-wise designs of issue 12 (docs/models.md: what was measured)
+        "hybrid": {"encoder": "hybrid", **_SMALL_DATA},
+        "roi": {"encoder": "roi", **_SMALL_DATA},
+        "time_moments": {"encoder": "time", **_SMALL_DATA},
     },
 )
 class NeuroSSM(nn.Module):
@@ -207,30 +282,37 @@ class NeuroSSM(nn.Module):
     d_model : int
         Width of each pathway's vector (and of the ``"time"`` encoder's embedding).
     n_layers : int
-        Residual Mamba blocks per pathway.
+        Residual Mamba blocks per pathway (per encoder).
     d_state, d_conv, expand : int
         Mamba state size (of the ``"time"`` encoder), causal convolution width and inner
         expansion (mamba-ssm's defaults; ``d_conv`` and ``expand`` serve both encoders).
     bidirectional : bool
         Scan time in both directions (classification sees the whole scan).
     pooling : str
-        Temporal pooling: ``"mean"``, ``"abs_mean"`` (mean of absolute values), ``"max"`` or
-        ``"attention"``; the ``"roi"`` encoder pools each ROI's features with it.
+        Temporal pooling of both encoders: ``"moments"`` (log energy and log tail weight of
+        each feature, :func:`log_moments`), ``"mean"``, ``"abs_mean"`` (mean of absolute
+        values), ``"max"`` or ``"attention"``.
     encoder : str
-        How a pathway encodes its input (see Notes): ``"time"`` (a dense embedding of the ROI
-        vector per time step, then Mamba over time) or ``"roi"`` (Mamba over each ROI's own
-        series with weights shared across ROIs, then a mixer over ROIs).
+        How a pathway encodes its input (see Notes): ``"time"`` (default; below), ``"hybrid"``
+        (the sum of the two below), ``"roi"`` (each ROI's own series through a Mamba with weights shared across ROIs, pooled
+        per ROI, then a mixer over ROIs) or ``"time"`` (a dense embedding of the ROI vector per
+        time step, then Mamba over time).
     roi_d_model : int
-        ``"roi"`` encoder: features per ROI and time step.
+        ``"roi"`` part: Mamba features per ROI and patch.
     roi_d_state : int
-        ``"roi"`` encoder: Mamba state size per channel.
+        ``"roi"`` part: Mamba state size per channel.
     roi_patch : int
-        ``"roi"`` encoder: samples per step of the stem (non-overlapping temporal patches;
-        1 keeps every sample). Divides the per-ROI scan's length, hence its cost.
+        ``"roi"`` part: samples per step of the stem (non-overlapping temporal patches; 1 keeps
+        every sample). Divides the per-ROI scan's length, hence its cost; the corrections are
+        held over their patch and added to every sample.
+    roi_channels : int
+        ``"roi"`` part: corrected copies of each ROI's series whose statistics are pooled.
+    time_d_model : int or None
+        ``"time"`` part: width of the per-time-step embedding and its Mamba (``None``, ``--config time_d_model=null``: ``d_model``).
     roi_mixer : str
-        ``"roi"`` encoder: ``"linear"`` (dense over ROIs × features), ``"score"`` (a shared
-        score per ROI, then dense over ROIs) or ``"attention"`` (softmax-weighted mean of
-        projected ROI features, with learned per-ROI priors).
+        ``"roi"`` part: ``"score"`` (a score per ROI with weights shared by all ROIs, then dense
+        over ROIs), ``"linear"`` (dense over ROIs × statistics) or ``"attention"``
+        (softmax-weighted mean of projected ROI statistics, with learned per-ROI priors).
     fusion : str
         ``"gate"`` (softmax-gated sum of pathway vectors), ``"concat"`` or ``"mean"``.
     drop_prob : float
@@ -240,18 +322,21 @@ class NeuroSSM(nn.Module):
 
     Notes
     -----
-    Both encoders map a pathway input ``(B, R, T_s)`` to ``(B, d_model)``:
+    Every encoder maps a pathway input ``(B, R, T_s)`` to ``(B, d_model)``:
 
-    - ``"time"`` (:class:`Pathway`): ``Linear(R → d_model)`` per time step ``(B, T_s, d_model)``
-      → pre-norm residual BiMamba blocks → LayerNorm → temporal pooling ``(B, d_model)``. Every
-      ROI enters every feature, as in BolT; it needs the data to find the informative ROIs in
-      one dense layer per time step.
+    - ``"time"`` (:class:`Pathway`): ``Linear(R → time_d_model)`` per time step → pre-norm
+      residual BiMamba blocks → temporal pooling (``"moments"``: ``2 time_d_model``
+      statistics) → ``Linear(→ d_model)`` where the widths differ. Every ROI enters every feature, as in BolT: with
+      moments pooling the embedding is a bank of spatial filters whose energies are read, which
+      is what a change of coupling between ROIs moves.
     - ``"roi"`` (:class:`RoiPathway`): per ROI, ``Conv1d(1 → roi_d_model, kernel = stride =
-      roi_patch)`` ``(B, T_s / roi_patch, R, roi_d_model)`` → residual BiMamba blocks whose
-      weights are shared by all ROIs (one grouped selective scan with ``R`` groups, see
-      :mod:`neurossm.ssm.scan`) → temporal pooling per ROI ``(B, R, roi_d_model)`` → ROI mixer
-      ``(B, d_model)``. A ROI's temporal features are learned from every ROI's series, so a
-      signal that sits in a few ROIs need not be found by a dense per-step layer first.
+      roi_patch)`` → residual BiMamba blocks whose weights are shared by all ROIs (one grouped
+      selective scan with ``R`` groups, see :mod:`neurossm.ssm.scan`) → zero-initialised
+      corrections added to the ROI's own series ``(B, T_s, R, roi_channels)`` → pooling per
+      ROI → standardisation over ROIs → ROI mixer ``(B, d_model)``. A ROI's temporal filter is
+      learned from every ROI's series, so a signal in a few ROIs need not be found by a dense
+      per-step layer first.
+    - ``"hybrid"`` (:class:`HybridPathway`): the sum of both.
 
     Pathway order is forms-major: ``raw_s1, raw_s2, raw_s4, diff_s1, ...``. ``forward`` takes a
     ``pathway_mask`` of shape ``(P,)`` or ``(B, P)``; a zero entry replaces that pathway's vector
@@ -279,8 +364,10 @@ class NeuroSSM(nn.Module):
         encoder: str = "time",
         roi_d_model: int = 4,
         roi_d_state: int = 4,
-        roi_patch: int = 2,
-        roi_mixer: str = "attention",
+        roi_patch: int = 4,
+        roi_channels: int = 2,
+        roi_mixer: str = "score",
+        time_d_model: int | None = None,
     ) -> None:
         super().__init__()
         scales, forms = tuple(int(s) for s in scales), tuple(str(f) for f in forms)
@@ -294,10 +381,12 @@ class NeuroSSM(nn.Module):
             raise ConfigError(f"NeuroSSM forms={forms}; each must be one of {FORMS}")
         if n_times // max(scales) < 1:
             raise ConfigError(f"crop length {n_times} is shorter than the largest scale {max(scales)}")
-        for value, what in ((roi_d_model, "roi_d_model"), (roi_d_state, "roi_d_state"), (roi_patch, "roi_patch")):
+        for value, what in ((roi_d_model, "roi_d_model"), (roi_d_state, "roi_d_state"), (roi_patch, "roi_patch"),
+                            (roi_channels, "roi_channels"), (1 if time_d_model is None else time_d_model,
+                                                             "time_d_model")):
             if int(value) < 1:
                 raise ConfigError(f"NeuroSSM {what}={value!r}; it must be a positive integer")
-        if encoder == "roi" and n_times // max(scales) < roi_patch:
+        if encoder != "time" and n_times // max(scales) < roi_patch:
             raise ConfigError(f"crop length {n_times} pooled by the largest scale {max(scales)} is shorter than "
                               f"roi_patch={roi_patch}; use a longer crop, smaller scales or a smaller roi_patch")
         self.n_rois, self.n_outputs, self.n_times = n_rois, n_outputs, n_times
@@ -305,12 +394,17 @@ class NeuroSSM(nn.Module):
         self.pathway_specs = tuple((f, s) for f in forms for s in scales)
         self.encoder = encoder
 
+        def roi() -> RoiPathway:
+            return RoiPathway(n_rois, d_model, int(roi_d_model), int(roi_d_state), int(roi_patch), int(roi_channels),
+                              roi_mixer, n_layers, d_conv, expand, bidirectional, pooling, drop_prob, scan_backend)
+
+        def time() -> Pathway:
+            width = d_model if time_d_model is None else int(time_d_model)
+            return Pathway(n_rois, d_model, width, n_layers, d_state, d_conv, expand, bidirectional, pooling,
+                           drop_prob, scan_backend)
+
         def pathway() -> nn.Module:
-            if encoder == "roi":
-                return RoiPathway(n_rois, d_model, int(roi_d_model), int(roi_d_state), int(roi_patch), roi_mixer,
-                                  n_layers, d_conv, expand, bidirectional, pooling, drop_prob, scan_backend)
-            return Pathway(n_rois, d_model, n_layers, d_state, d_conv, expand, bidirectional, pooling, drop_prob,
-                           scan_backend)
+            return {"roi": roi, "time": time, "hybrid": lambda: HybridPathway(roi(), time())}[encoder]()
 
         self.pathways = nn.ModuleList(pathway() for _ in self.pathway_specs)
         n_paths = len(self.pathway_specs)
