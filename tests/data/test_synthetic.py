@@ -197,6 +197,22 @@ def test_events_leave_variance_and_correlations_alone():
         assert abs(corr[ds.labels == 1].mean() - corr[ds.labels == 0].mean()) < 0.02
 
 
+def test_without_filler_the_events_also_lower_their_rois_correlations():
+    # event_filler=false (issue 12's form): the other class' scans leave the event ROIs to the
+    # background, so the added events dilute those ROIs' correlations in the event class only
+    def drop(**kw):  # mean |correlation| of the event ROIs: drift class minus event class
+        ds = load_dataset("SYNTHETIC", seed=2, amplitude=3.0, **{**EVENTS, "n_scans": 80}, **kw)
+        rois = ds.ground_truth["signal_rois"]["class1"]
+        corr = np.array([np.abs(np.corrcoef(s)[rois]).mean() for s in stack(ds)])
+        return ds.ground_truth["event_filler"], corr[ds.labels == 0].mean() - corr[ds.labels == 1].mean()
+
+    (filler, with_filler), (no_filler, without) = drop(), drop(event_filler="false")
+    assert filler is True and no_filler is False
+    assert abs(with_filler) < 0.01 and without > 0.025
+    with pytest.raises(ConfigError, match="event_filler"):
+        load_dataset("SYNTHETIC", seed=2, event_filler="maybe", **EVENTS)
+
+
 def test_factor_background_dominates_every_roi():
     ds = make_synthetic(seed=2, amplitude=0.0, **EVENTS)
     x = stack(ds)
