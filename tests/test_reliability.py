@@ -90,6 +90,8 @@ def test_analysis_with_a_model_cpa_cannot_explain(tmp_path, messages):
     ("--batch-size", "0", "--batch-size 0: expected a whole number ≥ 1"),
     ("--epochs", "0", "--epochs 0: expected a whole number ≥ 1 (0 epochs would report an untrained"),
     ("--lr", "-1", "--lr -1.0: expected a number > 0"),
+    ("--weight-decay", "-0.5", "--weight-decay -0.5: expected a number ≥ 0"),
+    ("--patience", "-1", "--patience -1: expected a whole number ≥ 0"),
 ])
 def test_training_options_are_checked_before_anything_is_built(tmp_path, messages, flag, value, expected):
     assert train(tmp_path, *SYNTH, flag, value, runner=run_tester) == 2

@@ -37,6 +37,7 @@ NO_GRAD_BY_DESIGN = {
     "BolT": r"blocks\.(\d+)\.attention\.(relative_bias|token_to_cls_bias)",
     "NeuroSSM:roi": _ROI_BEFORE_CORRECTION,
     "NeuroSSM:hybrid": _ROI_BEFORE_CORRECTION,
+    "NeuroSSM:small_data": _ROI_BEFORE_CORRECTION,
 }
 
 
@@ -72,7 +73,7 @@ def _names() -> list[str]:
 
 FEATURE_NAMES = ("catch22", "FC_LR", "FC_SVM", "MiniRocket")
 # Presets that swap a model's architecture, checked like models of their own as "NAME:preset"
-ARCHITECTURE_PRESETS = ("NeuroSSM:roi", "NeuroSSM:hybrid", "NeuroSSM:time_moments")
+ARCHITECTURE_PRESETS = ("NeuroSSM:roi", "NeuroSSM:hybrid", "NeuroSSM:time_moments", "NeuroSSM:small_data")
 TORCH = [n for n in _names() if n not in FEATURE_NAMES] + list(ARCHITECTURE_PRESETS)
 # MiniRocket's numba kernels compile on first use (about 40 s on a fresh machine, cached after).
 FEATURES = [pytest.param(n, marks=pytest.mark.slow) if n == "MiniRocket" else n for n in FEATURE_NAMES]

@@ -56,6 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, default=None, help="training epochs (default: per dataset)")
     g.add_argument("--batch-size", type=int, default=None, help="scans per step (default: per dataset)")
     g.add_argument("--lr", type=float, default=None, help="peak learning rate (default: per dataset)")
+    g.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default: per dataset)")
+    g.add_argument("--patience", type=int, default=None,
+                   help="early stopping after this many epochs without a better validation score; 0: none "
+                        "(default: per dataset)")
 
     g = p.add_argument_group("output")
     g.add_argument("--results-root", default="Results", help="results go to RESULTS_ROOT/<DATASET>/<MODEL>/<run>/")
@@ -106,6 +110,7 @@ def options_from_args(args: argparse.Namespace):
         dataset=args.dataset, model=args.model, data_root=args.data_root, results_root=args.results_root,
         run_name=args.run_name, resume=args.resume, seeds=_seed_list(args.seeds), folds=args.folds,
         device=args.device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, patience=args.patience,
         crop_length=args.crop_length, n_rois=args.n_rois, skip_cross_validation=args.skip_cross_validation,
         analysis=args.analysis, analysis_root=args.analysis_root, cpa_target=args.cpa_target,
         preset=args.preset, only=_units(args.only), model_config=parse_overrides(args.config), dataset_options=dataset_options,

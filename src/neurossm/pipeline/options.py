@@ -27,6 +27,8 @@ class ExperimentOptions:
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    weight_decay: float | None = None
+    patience: int | None = None
     crop_length: int | None = None
     n_rois: int | None = None
     skip_cross_validation: bool = False

@@ -102,7 +102,8 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None, 
     info = get_dataset(opts.dataset)
     spec = get_model(opts.model)
     model_config = spec.resolve_config(opts.model_config, opts.preset)
-    training = training_defaults(info.name, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr)
+    training = training_defaults(info.name, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr,
+                                 weight_decay=opts.weight_decay, patience=opts.patience)
     if opts.analysis:
         check_explainable(spec.cls, spec.name)
     # Under torchrun, one process per rank: each trains its share, rank 0 alone writes.
