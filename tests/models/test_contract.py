@@ -37,7 +37,8 @@ NO_GRAD_BY_DESIGN = {
     "BolT": r"blocks\.(\d+)\.attention\.(relative_bias|token_to_cls_bias)",
     "NeuroSSM:roi": _ROI_BEFORE_CORRECTION,
     "NeuroSSM:hybrid": _ROI_BEFORE_CORRECTION,
-    "NeuroSSM:small_data": _ROI_BEFORE_CORRECTION,
+    # one pathway: the gate's softmax over a single pathway is 1 whatever its score
+    "NeuroSSM:small_data": _ROI_BEFORE_CORRECTION + r"|gate\.weight",
 }
 
 
