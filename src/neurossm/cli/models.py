@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         from ..data.registry import describe_training_defaults
 
         print("\ntraining defaults of the gradient-trained models, per dataset (--epochs, --lr, "
-              "--batch-size override them):")
+              "--batch-size, --weight-decay, --patience override them):")
         for line in describe_training_defaults():
             print(f"  {line}")
     return 0
