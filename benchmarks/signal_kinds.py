@@ -37,7 +37,7 @@ Every (kind, data seed, model) is one :func:`neurossm.pipeline.run_experiment` c
 harness ``neurossm train`` runs: subject-grouped stratified 5-fold CV, model selection on an inner
 validation split, the test fold touched once. The data seed also seeds the CV splits. The training
 settings are the CUSTOM dataset's defaults (what a user with their own data gets, early stopping
-included), with ``--epochs``/``--lr``/``--batch-size``/``--patience`` as overrides; the record
+included), with ``--epochs``/``--lr``/``--batch-size``/``--weight-decay``/``--patience`` as overrides; the record
 keeps the resolved settings and, per fold, the selected and the last epoch run. Reported per (kind,
 model): accuracy mean ± std over the data seeds' CV means (and over all folds), balanced accuracy,
 ROC-AUC, wall time.
@@ -166,7 +166,7 @@ def run_one(kind: str, seed: int, model: str, args: argparse.Namespace, root: Pa
     opts = ExperimentOptions(
         dataset="CUSTOM", model=model, results_root=str(root), run_name=f"{kind}-{seed}", seeds=(seed,),
         folds=args.folds, skip_cross_validation=args.holdout, device="cpu", epochs=args.epochs, lr=args.lr,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, weight_decay=args.weight_decay, patience=args.patience,
         preset=args.preset, model_config=parse_overrides(pairs),
     )
     t0 = time.perf_counter()
@@ -344,17 +344,6 @@ def main(argv: list[str] | None = None) -> int:
     from neurossm.models.registry import get_model
 
     setup_logging(quiet=not args.verbose)
-    overrides = {k: v for k, v in (("patience", args.patience), ("weight_decay", args.weight_decay)) if v is not None}
-    if overrides:
-        import dataclasses
-
-        from neurossm.data import registry
-
-        # The harness takes the dataset's training defaults; the CUSTOM entry is the one the suite
-        # uses. Replaced in this process only, with the overrides in place.
-        spec = registry.get_dataset("CUSTOM")
-        registry._REGISTRY["CUSTOM"] = dataclasses.replace(spec, training=dataclasses.replace(spec.training,
-                                                                                             **overrides))
     torch.set_num_threads(args.threads)
     models = [m if m == PROBE else get_model(m).name for m in args.models]
     done = _done(args.out)

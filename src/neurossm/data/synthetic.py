@@ -213,7 +213,8 @@ def make_synthetic(
                 signal = _signal(form, len(idx), n_times, scale, noise, signal_rng)
                 own[idx] = _normalise(own[idx] + amplitude * signal)
         # Every class' event ROIs get the same added energy in every scan (its own form in scans of
-        # that class, AR(1) filler otherwise), so no ROI's variance or correlations tell the classes apart.
+        # that class, AR(1) filler otherwise), so no ROI's variance or correlations tell the classes
+        # apart; without the filler (event_filler=False) only the scans of that class get anything.
         events = [(idx, _event_kind(signal_form, k) if k == c else "filler")
                   for k, groups in enumerate(roi_forms) for form, idx in groups
                   if form == "events" and (k == c or event_filler)]

@@ -117,9 +117,9 @@ class Pathway(nn.Module):
     The embedding is ``width`` wide (``time_d_model``). With ``pooling="moments"`` the features
     are pooled without the final LayerNorm (which would set every time step to unit spread, the
     energy that pooling measures); pooled statistics of another width than ``d_model`` are
-    projected to it. The embedding then acts as a bank
-    of spatial filters whose output energies are read, as in common-spatial-pattern decoding:
-    what a change in the coupling between ROIs changes.
+    projected to it. The embedding then acts as a bank of spatial filters whose output energies
+    are read, as in common-spatial-pattern decoding: what a change in the coupling between ROIs
+    changes.
     """
 
     def __init__(self, n_rois: int, d_model: int, width: int, n_layers: int, d_state: int, d_conv: int,
@@ -130,8 +130,7 @@ class Pathway(nn.Module):
             ResidualSSMBlock(width, d_state, d_conv, expand, bidirectional, drop_prob, backend)
             for _ in range(n_layers)
         )
-        self.moments = pooling == "moments"
-        self.norm = nn.Identity() if self.moments else nn.LayerNorm(width)
+        self.norm = nn.Identity() if pooling == "moments" else nn.LayerNorm(width)
         self.pool = TemporalPooling(pooling, width)
         n_out = self.pool.out_features
         self.out = nn.Sequential(nn.Dropout(drop_prob), nn.Linear(n_out, d_model)) if n_out != d_model else None
