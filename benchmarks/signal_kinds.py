@@ -54,6 +54,9 @@ Usage::
         --config NeuroSSM:d_model=16 NeuroSSM:scales=1,2
     python benchmarks/signal_kinds.py --table suite.jsonl                    # markdown table
 
+``--cpa`` also explains every test fold's scans and records, per class, the recall of the planted
+ROIs in the top quarter of the class-mean CPA map and their dominant pathways (:func:`cpa_recovery`).
+
 ``--models probe`` adds a learnability probe (two hand-made numbers per ROI + logistic regression
 on the same grouped folds; :func:`run_probe`): not a contender, a check that a kind is learnable
 at its size. ``--variant NAME`` stores the records under another model name (for ablations: presets through
@@ -168,6 +171,7 @@ def run_one(kind: str, seed: int, model: str, args: argparse.Namespace, root: Pa
         folds=args.folds, skip_cross_validation=args.holdout, device="cpu", epochs=args.epochs, lr=args.lr,
         batch_size=args.batch_size, weight_decay=args.weight_decay, patience=args.patience,
         preset=args.preset, model_config=parse_overrides(pairs),
+        analysis=args.cpa, analysis_root=str(root / "Analysis"),
     )
     t0 = time.perf_counter()
     result = run_experiment(opts, dataset=dataset)
@@ -188,7 +192,40 @@ def run_one(kind: str, seed: int, model: str, args: argparse.Namespace, root: Pa
               "training": config["training"] if config["model"]["kind"] == "torch" else None,
               "folds": folds,
               **{m: result.summary["test"][m] for m in ("accuracy", "balanced_accuracy", "roc_auc")}}
+    if args.cpa:
+        record["cpa"] = cpa_recovery(root / "Analysis", dataset)
     return record
+
+
+# The pathway form a planted signal should be read through (the events kind's classes name theirs).
+_PLANTED_FORM = {"diff": "diff", "raw": "raw", "events": "diff", "drift": "raw"}
+
+
+def cpa_recovery(analysis_root: Path, dataset) -> dict[str, Any] | None:
+    """CPA against the ground truth over every test fold's scans (each scan explained once, by the
+    model that did not train on it): per class, the recall of its planted ROIs in the top quarter of
+    the class-mean ``cpa_score`` and the dominant pathway of each planted ROI
+    (:func:`neurossm.reference.recovery.planted_recovery`, as the demo reports it)."""
+    from neurossm.explain.files import find_cpa_files, read_cpa_fields
+    from neurossm.reference.recovery import planted_recovery
+
+    truth = dataset.ground_truth
+    if not truth or "signal_rois" not in truth:
+        return None
+    scans = [read_cpa_fields(f, ("cpa_score", "dominant_pathway", "label", "pathway_names"))
+             for f in find_cpa_files(analysis_root)]
+    scores = np.stack([s["cpa_score"] for s in scans])  # (S, R)
+    dominant = np.stack([s["dominant_pathway"] for s in scans])  # (S, R)
+    labels = np.array([int(s["label"]) for s in scans])
+    names = [str(n) for n in scans[0]["pathway_names"]]
+    signals = truth.get("class_signal") or {c: truth["signal_form"] for c in dataset.class_names}
+    out = {}
+    for c in dataset.class_names:
+        form = _PLANTED_FORM.get(str(signals.get(c)), "connectivity")
+        rec = planted_recovery(scores, dominant, labels, names, truth["signal_rois"], dataset.class_names, form)[c]
+        out[c] = {"signal": signals.get(c), **{k: rec[k] for k in ("recall_top25", "pathway_agreement",
+                                                                  "planted_dominant", "n_scans")}}
+    return out
 
 
 PROBE = "probe"
@@ -328,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="JSON lines file the records are appended to")
     parser.add_argument("--table", type=Path, metavar="JSONL", help="print the markdown table of this file and exit")
     parser.add_argument("--verbose", action="store_true", help="log every fold")
+    parser.add_argument("--cpa", action="store_true",
+                        help="also explain every test fold (CPA, true class) and record the recall of the "
+                             "planted ROIs (cpa_recovery); use another --out file than the accuracy records'")
     args = parser.parse_args(argv)
     if args.table:
         print(markdown_table(args.table))
@@ -362,8 +402,10 @@ def main(argv: list[str] | None = None) -> int:
                         shutil.rmtree(root, ignore_errors=True)
                 record["host"] = {"threads": torch.get_num_threads(), "load_average": os.getloadavg()}
                 _append(args.out, record)
+                recall = {c: v["recall_top25"] for c, v in (record.get("cpa") or {}).items()}
                 print(f"{kind} seed {seed}: {record['model']} accuracy {record['accuracy']['mean']:.3f} "
-                      f"({record['wall_s']:.0f} s)", file=sys.stderr, flush=True)
+                      f"({record['wall_s']:.0f} s){f'; CPA recall@25% {recall}' if recall else ''}",
+                      file=sys.stderr, flush=True)
     print(markdown_table(args.out))
     return 0
 

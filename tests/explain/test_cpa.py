@@ -19,26 +19,59 @@ def _target_logit(model, inputs, target):
         return float(model.forward_pathways(inputs)[0, target])
 
 
+def _central_difference(model, inputs, target, module, perturb, eps=1e-6):
+    """∂y/∂ε of the target logit where a forward hook on ``module`` applies ``perturb(output, ε)``."""
+    values = []
+    for sign in (1, -1):
+        handle = module.register_forward_hook(lambda mod, args, out, e=sign * eps: perturb(out, e))
+        try:
+            values.append(_target_logit(model, inputs, target))
+        finally:
+            handle.remove()
+    return (values[0] - values[1]) / (2 * eps)
+
+
 @pytest.mark.parametrize("encoder", ["time", "roi", "hybrid"])
 def test_activation_times_gradient_equals_finite_differences(encoder):
+    # The time encoder's term: Σ_t x · ∂y/∂x at the pathway input (through the time part only).
+    # The ROI-wise part's term: Σ_k z · ∂y/∂z at its standardised statistics, the derivative of the
+    # logit when ROI r's statistics are scaled by (1 + ε).
     model = _model(encoder=encoder)
     x = np.random.default_rng(0).standard_normal((4, 12))
     res = explain_scan_batch(model, [x], crop_length=12, targets=[1])
     inputs = model.pathway_inputs(torch.as_tensor(x[None], dtype=torch.float64))
-    eps = 1e-6
     for p, xp in enumerate(inputs):
-        fd = np.zeros(xp.shape[1:])
+        pathway = model.pathways[p]
+        time_part = {"time": pathway, "roi": None, "hybrid": getattr(pathway, "time", None)}[encoder]
+        roi_part = {"time": None, "roi": pathway, "hybrid": getattr(pathway, "roi", None)}[encoder]
+        net = np.zeros(xp.shape[1])
         for r in range(xp.shape[1]):
-            for t in range(xp.shape[2]):
-                plus = [v.clone() for v in inputs]
-                minus = [v.clone() for v in inputs]
-                plus[p][0, r, t] += eps
-                minus[p][0, r, t] -= eps
-                grad = (_target_logit(model, plus, 1) - _target_logit(model, minus, 1)) / (2 * eps)
-                fd[r, t] = float(xp[0, r, t]) * grad
-        roi = np.abs(fd.sum(axis=1))  # |Σ_t x · ∂y/∂x|: the ROI's net contribution
-        expected = roi / roi.sum()
+            if time_part is not None:
+                for t in range(xp.shape[2]):
+                    # the embedding is linear: x[r, t] + ε moves its output at step t by ε W[:, r]
+                    grad = _central_difference(
+                        model, inputs, 1, time_part.embed,
+                        lambda out, e, r=r, t=t: out + e * time_part.embed.weight[:, r] * _one_hot(out, t))
+                    net[r] += float(xp[0, r, t]) * grad
+            if roi_part is not None:
+                net[r] += _central_difference(model, inputs, 1, roi_part.drop,
+                                              lambda out, e, r=r: out + e * out * _row(out, r))
+        expected = np.abs(net) / np.abs(net).sum()
         np.testing.assert_allclose(res.pathway_maps[0, p], expected, rtol=1e-5, atol=1e-8)
+
+
+def _one_hot(out, t):
+    """``(1, T, 1)`` mask of time step ``t`` for an output ``(1, T, d)``."""
+    mask = torch.zeros(out.shape[:2] + (1,), dtype=out.dtype)
+    mask[0, t] = 1
+    return mask
+
+
+def _row(out, r):
+    """``(1, R, 1)`` mask of ROI ``r`` for an output ``(1, R, k)``."""
+    mask = torch.zeros(out.shape[:2] + (1,), dtype=out.dtype)
+    mask[0, r] = 1
+    return mask
 
 
 def test_importance_is_the_normalised_positive_logit_drop():

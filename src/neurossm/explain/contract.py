@@ -12,6 +12,7 @@ it, and ``--analysis`` / ``neurossm explain`` refuse a model without them.
 
 from __future__ import annotations
 
+import inspect
 from typing import Protocol, Sequence, runtime_checkable
 
 import torch
@@ -35,12 +36,22 @@ class PathwayModel(Protocol):
         ...
 
     def pathway_vectors(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        """The pathway inputs → one vector per pathway, ``(B, P, d)``."""
+        """The pathway inputs → one vector per pathway, ``(B, P, d)``.
+
+        Optionally also a keyword ``roi_statistics``: a list that receives, per pathway, ROI-level
+        statistics ``(B, R, k)`` that the pathway's encoder computed from each ROI alone, as
+        leaves of the graph (or ``None``); CPA then attributes through them (:mod:`.cpa`).
+        """
         ...
 
     def classify(self, vectors: torch.Tensor, pathway_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, P, d)`` → logits ``(B, C)``; ``pathway_mask`` ``(P,)`` of 0/1 ablates before fusion."""
         ...
+
+
+def reports_roi_statistics(model: object) -> bool:
+    """Whether ``model.pathway_vectors`` takes the optional ``roi_statistics`` keyword."""
+    return "roi_statistics" in inspect.signature(model.pathway_vectors).parameters
 
 
 def is_explainable(model_cls: type) -> bool:

@@ -11,6 +11,13 @@ For a scan and its target class c:
    outweighed by ROIs whose contributions are large at every time point. Summing magnitudes
    (``Σ_t |x · ∂y/∂x|``, DESIGN's first formulation) ranked planted event ROIs at the bottom of
    the map on synthetic data where this one ranks them at the top (see docs/cpa.md).
+   Where an encoder reads statistics that it computed from each ROI alone (NeuroSSM's ROI-wise
+   part: log energy and tail weight of the ROI's series, standardised over ROIs), the gradient
+   stops at those statistics ``z_p[r, k]`` and ``Σ_k z_p[r, k] · ∂y_c/∂z_p[r, k]`` is added to
+   the ROI's term: the same activation × gradient one step later, with the average ROI
+   (``z = 0``) as the reference. At the input it would be blind: a tail weight does not change
+   when the ROI's series is rescaled, so its ``Σ_t x · ∂/∂x`` is 0 by Euler's theorem, and a log
+   energy gives a constant.
 2. Calibration. ``w_p = max(0, y_c(full) − y_c(p ablated before fusion))``, scaled to sum to 1;
    when every drop is ≤ 0 the weights fall back to uniform and the file records it.
 3. ``cpa_score[r] = Σ_p w_p a_p[r]``; ``dominant_pathway[r] = argmax_p w_p a_p[r]``.
@@ -31,6 +38,7 @@ import numpy as np
 import torch
 
 from ..log import get_logger, progress
+from .contract import reports_roi_statistics
 from .files import file_path, write_cpa_file
 from ..data.preprocess import window_batches
 
@@ -61,6 +69,13 @@ def _normalise_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, empty
 
 
+def _net_contribution(leaf: torch.Tensor) -> torch.Tensor:
+    """``Σ_last leaf · ∂y/∂leaf`` ``(W, R)``; zeros where no gradient reached the leaf."""
+    if leaf.grad is None:
+        return torch.zeros(leaf.shape[:2], dtype=leaf.dtype, device=leaf.device)
+    return (leaf.detach() * leaf.grad).sum(dim=-1)
+
+
 def explain_scan_batch(model: torch.nn.Module, scans: Sequence[np.ndarray], crop_length: int,
                        targets: Sequence[int] | None = None, device: torch.device | str = "cpu") -> CPAResult:
     """CPA of a few scans (each ``(R, T)``); ``targets=None`` explains the predicted class."""
@@ -73,7 +88,9 @@ def explain_scan_batch(model: torch.nn.Module, scans: Sequence[np.ndarray], crop
     x = torch.as_tensor(np.stack(windows), dtype=dtype, device=device)  # (W, R, L)
 
     inputs = [xp.detach().requires_grad_(True) for xp in model.pathway_inputs(x)]  # P × (W, R, L_p)
-    vectors = model.pathway_vectors(inputs)  # (W, P, d)
+    roi_stats: list | None = [] if reports_roi_statistics(model) else None  # P × ((W, R, k) leaf or None)
+    vectors = model.pathway_vectors(inputs, roi_statistics=roi_stats) if roi_stats is not None \
+        else model.pathway_vectors(inputs)  # (W, P, d)
     window_logits = model.classify(vectors)  # (W, C)
     scan_logits = torch.zeros(n_scans, window_logits.shape[1], dtype=dtype, device=device)
     scan_logits = scan_logits.index_add(0, owners_t, window_logits) / counts[:, None]  # (S, C)
@@ -87,8 +104,10 @@ def explain_scan_batch(model: torch.nn.Module, scans: Sequence[np.ndarray], crop
 
     n_paths = len(inputs)
     maps = []
-    for xp in inputs:
-        contrib = (xp.detach() * xp.grad).sum(dim=-1)  # (W, R), signed net contribution per window
+    for p, xp in enumerate(inputs):
+        contrib = _net_contribution(xp)  # (W, R), signed net contribution per window
+        if roi_stats is not None and roi_stats[p] is not None:
+            contrib = contrib + _net_contribution(roi_stats[p])  # (W, R)
         per_scan = torch.zeros(n_scans, contrib.shape[1], dtype=dtype, device=device).index_add(0, owners_t, contrib)
         maps.append(per_scan.abs())  # (S, R): magnitude of the scan's net contribution
     pathway_maps, _ = _normalise_rows(torch.stack(maps, dim=1).cpu().numpy())  # (S, P, R)

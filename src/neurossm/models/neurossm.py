@@ -123,9 +123,11 @@ class Pathway(nn.Module):
     """
 
     def __init__(self, n_rois: int, d_model: int, width: int, n_layers: int, d_state: int, d_conv: int,
-                 expand: int, bidirectional: bool, pooling: str, drop_prob: float, backend: str) -> None:
+                 expand: int, bidirectional: bool, pooling: str, drop_prob: float, backend: str,
+                 embed: nn.Linear | None = None) -> None:
         super().__init__()
-        self.embed = nn.Linear(n_rois, width)
+        # ``embed``: one embedding shared by several pathways (``share_rois``)
+        self.embed = nn.Linear(n_rois, width) if embed is None else embed
         self.blocks = nn.ModuleList(
             ResidualSSMBlock(width, d_state, d_conv, expand, bidirectional, drop_prob, backend)
             for _ in range(n_layers)
@@ -135,7 +137,8 @@ class Pathway(nn.Module):
         n_out = self.pool.out_features
         self.out = nn.Sequential(nn.Dropout(drop_prob), nn.Linear(n_out, d_model)) if n_out != d_model else None
 
-    def forward(self, xp: torch.Tensor) -> torch.Tensor:
+    def forward(self, xp: torch.Tensor, roi_statistics: list | None = None) -> torch.Tensor:
+        # (``roi_statistics``: the encoders' common signature; this one has no per-ROI statistics)
         h = self.embed(rearrange(xp, "b r t -> b t r"))  # (B, T_s, width)
         for block in self.blocks:
             h = block(h)  # (B, T_s, width)
@@ -169,7 +172,7 @@ class RoiPathway(nn.Module):
 
     def __init__(self, n_rois: int, d_model: int, roi_d_model: int, roi_d_state: int, roi_patch: int,
                  roi_channels: int, roi_mixer: str, n_layers: int, d_conv: int, expand: int, bidirectional: bool,
-                 pooling: str, drop_prob: float, backend: str) -> None:
+                 pooling: str, drop_prob: float, backend: str, mix: nn.Linear | None = None) -> None:
         super().__init__()
         self.patch = roi_patch
         self.stem = nn.Conv1d(1, roi_d_model, kernel_size=roi_patch, stride=roi_patch)
@@ -185,11 +188,12 @@ class RoiPathway(nn.Module):
         n_stats = self.pool.out_features
         self.drop = nn.Dropout(drop_prob)
         self.roi_mixer = roi_mixer
+        # ``mix``: one layer over ROIs shared by several pathways (``share_rois``)
         if roi_mixer == "linear":
-            self.mix = nn.Linear(n_rois * n_stats, d_model)
+            self.mix = nn.Linear(n_rois * n_stats, d_model) if mix is None else mix
         elif roi_mixer == "score":
             self.roi_score = nn.Linear(n_stats, 1)
-            self.mix = nn.Linear(n_rois, d_model)
+            self.mix = nn.Linear(n_rois, d_model) if mix is None else mix
         else:
             self.roi_score = nn.Linear(n_stats, 1)
             self.roi_prior = nn.Parameter(torch.zeros(n_rois))
@@ -212,13 +216,19 @@ class RoiPathway(nn.Module):
         """Each ROI's pooled statistics ``(B, R, n_stats)``."""
         return self.pool(self.roi_series(xp))  # (B, R, n_stats)
 
-    def forward(self, xp: torch.Tensor) -> torch.Tensor:
+    def forward(self, xp: torch.Tensor, roi_statistics: list | None = None) -> torch.Tensor:
+        """``(B, R, T_s)`` → ``(B, d_model)``. Given a list, ``roi_statistics`` receives the
+        standardised statistics ``(B, R, n_stats)`` as a new leaf of the graph (what CPA
+        attributes to: the mixer reads them; the gradient then stops there)."""
         v = self.roi_features(xp)  # (B, R, n_stats)
         # each statistic as the ROI's contrast with the scan's other ROIs: pooled statistics share
         # a large offset across ROIs and scans, next to which the differences that carry a class
         # are small; standardised over ROIs, they are what the mixer sees, without any dependence
         # on the batch
         v = (v - v.mean(dim=1, keepdim=True)) * torch.rsqrt(v.var(dim=1, keepdim=True, unbiased=False) + 1e-5)
+        if roi_statistics is not None:
+            v = v.detach().requires_grad_(True)
+            roi_statistics.append(v)
         v = self.drop(v)  # (B, R, n_stats)
         if self.roi_mixer == "linear":
             return self.mix(rearrange(v, "b r d -> b (r d)"))  # (B, d_model)
@@ -240,8 +250,8 @@ class HybridPathway(nn.Module):
         super().__init__()
         self.roi, self.time = roi, time
 
-    def forward(self, xp: torch.Tensor) -> torch.Tensor:
-        return self.roi(xp) + self.time(xp)  # (B, d_model)
+    def forward(self, xp: torch.Tensor, roi_statistics: list | None = None) -> torch.Tensor:
+        return self.roi(xp, roi_statistics) + self.time(xp)  # (B, d_model)
 
 
 # Pooled log moments, narrow vectors and more dropout: the settings the ROI-wise presets were
@@ -316,6 +326,11 @@ class NeuroSSM(nn.Module):
         (softmax-weighted mean of projected ROI statistics, with learned per-ROI priors).
     fusion : str
         ``"gate"`` (softmax-gated sum of pathway vectors), ``"concat"`` or ``"mean"``.
+    share_rois : bool
+        One set of weights indexed by ROI for all pathways: the ``"roi"`` part's layer over ROIs
+        and the ``"time"`` part's embedding (each pathway keeps its own temporal encoder and ROI
+        scores). The weights that grow with the ROI count are then fitted once, from every
+        pathway's evidence, instead of once per pathway.
     drop_prob : float
         Dropout inside blocks and before the head.
     scan_backend : str
@@ -369,6 +384,7 @@ class NeuroSSM(nn.Module):
         roi_channels: int = 2,
         roi_mixer: str = "score",
         time_d_model: int | None = None,
+        share_rois: bool = False,
     ) -> None:
         super().__init__()
         scales, forms = tuple(int(s) for s in scales), tuple(str(f) for f in forms)
@@ -387,6 +403,9 @@ class NeuroSSM(nn.Module):
                                                              "time_d_model")):
             if int(value) < 1:
                 raise ConfigError(f"NeuroSSM {what}={value!r}; it must be a positive integer")
+        if share_rois and encoder != "time" and roi_mixer == "attention":
+            raise ConfigError("NeuroSSM share_rois=True shares the ROI mixer's layer over ROIs, which the "
+                              "'attention' mixer does not have; use roi_mixer='score' or 'linear'")
         if encoder != "time" and n_times // max(scales) < roi_patch:
             raise ConfigError(f"crop length {n_times} pooled by the largest scale {max(scales)} is shorter than "
                               f"roi_patch={roi_patch}; use a longer crop, smaller scales or a smaller roi_patch")
@@ -395,19 +414,23 @@ class NeuroSSM(nn.Module):
         self.pathway_specs = tuple((f, s) for f in forms for s in scales)
         self.encoder = encoder
 
-        def roi() -> RoiPathway:
-            return RoiPathway(n_rois, d_model, int(roi_d_model), int(roi_d_state), int(roi_patch), int(roi_channels),
-                              roi_mixer, n_layers, d_conv, expand, bidirectional, pooling, drop_prob, scan_backend)
-
-        def time() -> Pathway:
-            width = d_model if time_d_model is None else int(time_d_model)
-            return Pathway(n_rois, d_model, width, n_layers, d_state, d_conv, expand, bidirectional, pooling,
-                           drop_prob, scan_backend)
-
-        def pathway() -> nn.Module:
-            return {"roi": roi, "time": time, "hybrid": lambda: HybridPathway(roi(), time())}[encoder]()
-
-        self.pathways = nn.ModuleList(pathway() for _ in self.pathway_specs)
+        self.share_rois = bool(share_rois)
+        width = d_model if time_d_model is None else int(time_d_model)
+        pathways: list[nn.Module] = []
+        mix = embed = None  # with share_rois: the first pathway's, reused by the others
+        for _ in self.pathway_specs:
+            roi = time = None
+            if encoder != "time":
+                roi = RoiPathway(n_rois, d_model, int(roi_d_model), int(roi_d_state), int(roi_patch),
+                                 int(roi_channels), roi_mixer, n_layers, d_conv, expand, bidirectional, pooling,
+                                 drop_prob, scan_backend, mix=mix)
+            if encoder != "roi":
+                time = Pathway(n_rois, d_model, width, n_layers, d_state, d_conv, expand, bidirectional, pooling,
+                               drop_prob, scan_backend, embed=embed)
+            if self.share_rois:
+                mix, embed = (roi.mix if roi is not None else None), (time.embed if time is not None else None)
+            pathways.append(HybridPathway(roi, time) if roi is not None and time is not None else roi or time)
+        self.pathways = nn.ModuleList(pathways)
         n_paths = len(self.pathway_specs)
         if fusion == "gate":
             self.gate = nn.Linear(d_model, 1)
@@ -431,9 +454,21 @@ class NeuroSSM(nn.Module):
         weights = torch.softmax(self.gate(vectors), dim=1)  # (B, P, 1)
         return (weights * vectors).sum(dim=1)  # (B, d_model)
 
-    def pathway_vectors(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        """Encode each pathway input to its pooled vector: ``(B, P, d_model)``."""
-        return torch.stack([p(xp) for p, xp in zip(self.pathways, inputs)], dim=1)  # (B, P, d_model)
+    def pathway_vectors(self, inputs: list[torch.Tensor], roi_statistics: list | None = None) -> torch.Tensor:
+        """Encode each pathway input to its pooled vector: ``(B, P, d_model)``.
+
+        Given an empty list, ``roi_statistics`` receives one entry per pathway: the ROI-wise
+        part's standardised statistics ``(B, R, n_stats)`` as a leaf of the graph (gradients of
+        the logits stop there instead of reaching the input through that part), or ``None`` for
+        a pathway without a ROI-wise part. CPA localises through both (docs/cpa.md).
+        """
+        vectors = []
+        for pathway, xp in zip(self.pathways, inputs):
+            taps = [] if roi_statistics is not None else None
+            vectors.append(pathway(xp, taps))  # (B, d_model)
+            if roi_statistics is not None:
+                roi_statistics.append(taps[0] if taps else None)
+        return torch.stack(vectors, dim=1)  # (B, P, d_model)
 
     def classify(self, vectors: torch.Tensor, pathway_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits from pathway vectors, with the masked pathways ablated before fusion."""
