@@ -67,8 +67,6 @@ def test_bad_options_are_refused_with_the_allowed_values():
         NeuroSSM(5, 2, 16, encoder="roi", scales=(4,), roi_patch=8)
     with pytest.raises(ConfigError, match="roi_d_state=0"):
         NeuroSSM(5, 2, 16, encoder="roi", roi_d_state=0)
-    with pytest.raises(ConfigError, match="share_rois=True.*'attention'"):
-        NeuroSSM(5, 2, 16, encoder="roi", roi_mixer="attention", share_rois=True)
 
 
 def test_registered_with_ablation_presets_and_json_config():
@@ -188,25 +186,3 @@ def test_time_encoder_with_moments_pooling_reads_the_energy_of_spatial_filters()
     energy = lambda x: time_part.pool(time_part.embed(x.transpose(1, 2)))[0, 0]  # noqa: E731
     assert energy(coupled) > energy(independent) + 0.4
 
-
-@pytest.mark.parametrize("encoder", ["time", "roi", "hybrid"])
-def test_share_rois_ties_the_weights_indexed_by_roi_and_trains_them_from_every_pathway(encoder):
-    model = _tiny(encoder=encoder, share_rois=True, pooling="moments")
-    parts = lambda name: [getattr(getattr(p, "roi" if name == "mix" else "time", p), name)  # noqa: E731
-                          for p in model.pathways]
-    names = {"time": ["embed"], "roi": ["mix"], "hybrid": ["mix", "embed"]}[encoder]
-    for name in names:
-        assert all(m is parts(name)[0] for m in parts(name))
-    separate = _tiny(encoder=encoder, pooling="moments")
-    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    shared_numel = sum(parts(name)[0].weight.numel() + parts(name)[0].bias.numel() for name in names)
-    assert n(separate) - n(model) == (len(model.pathways) - 1) * shared_numel
-    # each pathway alone sends gradient into the shared weights
-    x = torch.randn(3, 5, 16, dtype=torch.float64)
-    model.train()
-    for p in range(len(model.pathways)):
-        model.zero_grad()
-        inputs = model.pathway_inputs(x)
-        model.pathways[p](inputs[p]).pow(2).sum().backward()
-        for name in names:
-            assert parts(name)[0].weight.grad.abs().sum() > 0

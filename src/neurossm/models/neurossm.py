@@ -123,11 +123,9 @@ class Pathway(nn.Module):
     """
 
     def __init__(self, n_rois: int, d_model: int, width: int, n_layers: int, d_state: int, d_conv: int,
-                 expand: int, bidirectional: bool, pooling: str, drop_prob: float, backend: str,
-                 embed: nn.Linear | None = None) -> None:
+                 expand: int, bidirectional: bool, pooling: str, drop_prob: float, backend: str) -> None:
         super().__init__()
-        # ``embed``: one embedding shared by several pathways (``share_rois``)
-        self.embed = nn.Linear(n_rois, width) if embed is None else embed
+        self.embed = nn.Linear(n_rois, width)
         self.blocks = nn.ModuleList(
             ResidualSSMBlock(width, d_state, d_conv, expand, bidirectional, drop_prob, backend)
             for _ in range(n_layers)
@@ -172,7 +170,7 @@ class RoiPathway(nn.Module):
 
     def __init__(self, n_rois: int, d_model: int, roi_d_model: int, roi_d_state: int, roi_patch: int,
                  roi_channels: int, roi_mixer: str, n_layers: int, d_conv: int, expand: int, bidirectional: bool,
-                 pooling: str, drop_prob: float, backend: str, mix: nn.Linear | None = None) -> None:
+                 pooling: str, drop_prob: float, backend: str) -> None:
         super().__init__()
         self.patch = roi_patch
         self.stem = nn.Conv1d(1, roi_d_model, kernel_size=roi_patch, stride=roi_patch)
@@ -188,12 +186,11 @@ class RoiPathway(nn.Module):
         n_stats = self.pool.out_features
         self.drop = nn.Dropout(drop_prob)
         self.roi_mixer = roi_mixer
-        # ``mix``: one layer over ROIs shared by several pathways (``share_rois``)
         if roi_mixer == "linear":
-            self.mix = nn.Linear(n_rois * n_stats, d_model) if mix is None else mix
+            self.mix = nn.Linear(n_rois * n_stats, d_model)
         elif roi_mixer == "score":
             self.roi_score = nn.Linear(n_stats, 1)
-            self.mix = nn.Linear(n_rois, d_model) if mix is None else mix
+            self.mix = nn.Linear(n_rois, d_model)
         else:
             self.roi_score = nn.Linear(n_stats, 1)
             self.roi_prior = nn.Parameter(torch.zeros(n_rois))
@@ -326,11 +323,6 @@ class NeuroSSM(nn.Module):
         (softmax-weighted mean of projected ROI statistics, with learned per-ROI priors).
     fusion : str
         ``"gate"`` (softmax-gated sum of pathway vectors), ``"concat"`` or ``"mean"``.
-    share_rois : bool
-        One set of weights indexed by ROI for all pathways: the ``"roi"`` part's layer over ROIs
-        and the ``"time"`` part's embedding (each pathway keeps its own temporal encoder and ROI
-        scores). The weights that grow with the ROI count are then fitted once, from every
-        pathway's evidence, instead of once per pathway.
     drop_prob : float
         Dropout inside blocks and before the head.
     scan_backend : str
@@ -384,7 +376,6 @@ class NeuroSSM(nn.Module):
         roi_channels: int = 2,
         roi_mixer: str = "score",
         time_d_model: int | None = None,
-        share_rois: bool = False,
     ) -> None:
         super().__init__()
         scales, forms = tuple(int(s) for s in scales), tuple(str(f) for f in forms)
@@ -403,9 +394,6 @@ class NeuroSSM(nn.Module):
                                                              "time_d_model")):
             if int(value) < 1:
                 raise ConfigError(f"NeuroSSM {what}={value!r}; it must be a positive integer")
-        if share_rois and encoder != "time" and roi_mixer == "attention":
-            raise ConfigError("NeuroSSM share_rois=True shares the ROI mixer's layer over ROIs, which the "
-                              "'attention' mixer does not have; use roi_mixer='score' or 'linear'")
         if encoder != "time" and n_times // max(scales) < roi_patch:
             raise ConfigError(f"crop length {n_times} pooled by the largest scale {max(scales)} is shorter than "
                               f"roi_patch={roi_patch}; use a longer crop, smaller scales or a smaller roi_patch")
@@ -414,23 +402,20 @@ class NeuroSSM(nn.Module):
         self.pathway_specs = tuple((f, s) for f in forms for s in scales)
         self.encoder = encoder
 
-        self.share_rois = bool(share_rois)
         width = d_model if time_d_model is None else int(time_d_model)
-        pathways: list[nn.Module] = []
-        mix = embed = None  # with share_rois: the first pathway's, reused by the others
-        for _ in self.pathway_specs:
-            roi = time = None
-            if encoder != "time":
-                roi = RoiPathway(n_rois, d_model, int(roi_d_model), int(roi_d_state), int(roi_patch),
-                                 int(roi_channels), roi_mixer, n_layers, d_conv, expand, bidirectional, pooling,
-                                 drop_prob, scan_backend, mix=mix)
-            if encoder != "roi":
-                time = Pathway(n_rois, d_model, width, n_layers, d_state, d_conv, expand, bidirectional, pooling,
-                               drop_prob, scan_backend, embed=embed)
-            if self.share_rois:
-                mix, embed = (roi.mix if roi is not None else None), (time.embed if time is not None else None)
-            pathways.append(HybridPathway(roi, time) if roi is not None and time is not None else roi or time)
-        self.pathways = nn.ModuleList(pathways)
+
+        def roi() -> RoiPathway:
+            return RoiPathway(n_rois, d_model, int(roi_d_model), int(roi_d_state), int(roi_patch), int(roi_channels),
+                              roi_mixer, n_layers, d_conv, expand, bidirectional, pooling, drop_prob, scan_backend)
+
+        def time() -> Pathway:
+            return Pathway(n_rois, d_model, width, n_layers, d_state, d_conv, expand, bidirectional, pooling,
+                           drop_prob, scan_backend)
+
+        def pathway() -> nn.Module:
+            return {"roi": roi, "time": time, "hybrid": lambda: HybridPathway(roi(), time())}[encoder]()
+
+        self.pathways = nn.ModuleList(pathway() for _ in self.pathway_specs)
         n_paths = len(self.pathway_specs)
         if fusion == "gate":
             self.gate = nn.Linear(d_model, 1)
