@@ -1,11 +1,13 @@
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
 from neurossm.errors import ConfigError
 from neurossm.models import get_model
-from neurossm.models.neurossm import MOMENT_EPS, NeuroSSM, log_moments, pathway_signal
+from neurossm.models.neurossm import MOMENT_EPS, NeuroSSM, log_moments, pathway_signal, remove_shared_components
 
 
 def _tiny(**kw):
@@ -186,3 +188,38 @@ def test_time_encoder_with_moments_pooling_reads_the_energy_of_spatial_filters()
     energy = lambda x: time_part.pool(time_part.embed(x.transpose(1, 2)))[0, 0]  # noqa: E731
     assert energy(coupled) > energy(independent) + 0.4
 
+
+
+def test_remove_shared_components_keeps_what_each_roi_does_on_its_own():
+    rng = np.random.default_rng(42)
+    n_rois, n_times = 30, 300
+    loadings = rng.standard_normal((n_rois, 3))
+    factors = 2.0 * rng.standard_normal((3, n_times))
+    own = rng.standard_normal((n_rois, n_times))
+    x = torch.as_tensor((loadings @ factors + own)[None])  # (1, R, T), float64
+    out = remove_shared_components(x)[0].numpy()
+    assert out.shape == (n_rois, n_times)
+    # three directions were removed, and along the loadings' span no more is left than the ROIs'
+    # own series put there ...
+    removed = (x[0] - x[0].mean(-1, keepdim=True)).numpy() - out
+    assert np.linalg.matrix_rank(removed, tol=1e-6 * np.abs(removed).max()) == 3
+    q, _ = np.linalg.qr(loadings)
+    assert np.sum((q.T @ out) ** 2) < np.sum((q.T @ own) ** 2)
+    # ... and what is left is mostly each ROI's own series (a ROI lying along a removed direction
+    # loses its own part along it too)
+    corr = [np.corrcoef(out[r], own[r])[0, 1] for r in range(n_rois)]
+    assert np.median(corr) > 0.9
+    # independent series share nothing beyond chance: (almost) all of their variance stays
+    noise = torch.as_tensor(rng.standard_normal((2, n_rois, n_times)))
+    kept = remove_shared_components(noise).pow(2).sum() / (noise - noise.mean(-1, keepdim=True)).pow(2).sum()
+    assert kept > 0.95
+
+
+def test_roi_encoder_reads_the_series_without_shared_components_and_passes_gradients():
+    model = _tiny(encoder="roi", pooling="moments", roi_remove_shared=True).train()
+    x = torch.randn(3, 5, 16, dtype=torch.float64, requires_grad=True)
+    roi = model.pathways[0]
+    with torch.no_grad():
+        torch.testing.assert_close(roi.roi_series(x)[..., 0], remove_shared_components(x).transpose(1, 2))
+    model(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

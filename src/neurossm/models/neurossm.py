@@ -17,6 +17,8 @@ Gu & Dao (2023). Mamba: Linear-Time Sequence Modeling with Selective State Space
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -79,6 +81,31 @@ def log_moments(h: torch.Tensor) -> torch.Tensor:
     e4 = h.pow(4).mean(dim=1) + MOMENT_EPS**2  # (B, ..., d)
     log_e2 = torch.log(e2)
     return torch.cat([log_e2, torch.log(e4) - 2 * log_e2], dim=-1)  # (B, ..., 2d)
+
+
+def remove_shared_components(x: torch.Tensor) -> torch.Tensor:
+    """Each ROI's series without the scan's shared components: ``(B, R, T)`` → ``(B, R, T)``.
+
+    Per scan, the principal directions across ROIs whose variance exceeds what ``R`` independent
+    series of ``T`` samples reach by chance — eigenvalues of the ROI correlation matrix above the
+    upper edge of the Marchenko–Pastur law, ``(1 + √(R/T))²`` — are projected out of the
+    time-centred series. What is left is what each ROI does beyond the fluctuations it shares with
+    many others (global signal, large-scale networks), the same threshold MP-PCA denoising uses
+    to tell signal components from noise (Veraart et al., 2016, NeuroImage 142). The directions
+    are found without gradient (a data-dependent linear map, like a normalisation's statistics);
+    the projection itself is differentiated.
+    """
+    n_rois, n_times = x.shape[-2:]
+    xc = x - x.mean(dim=-1, keepdim=True)  # (B, R, T)
+    with torch.no_grad():
+        scale = xc.pow(2).mean(dim=-1, keepdim=True).add(1e-8).sqrt()  # (B, R, 1): each ROI's SD
+        z = xc / scale  # (B, R, T), unit variance
+        eigval, eigvec = torch.linalg.eigh(z @ z.transpose(-1, -2) / n_times)  # of the (B, R, R) correlations
+        edge = (1 + math.sqrt(n_rois / n_times)) ** 2
+        shared = eigvec * (eigval > edge).to(x.dtype).unsqueeze(-2)  # (B, R, R), other directions zeroed
+    # removed where they were found, among the standardised series, then back to each ROI's scale
+    z = xc / scale  # (B, R, T), now differentiated
+    return scale * (z - shared @ (shared.transpose(-1, -2) @ z))  # (B, R, T)
 
 
 class TemporalPooling(nn.Module):
@@ -170,9 +197,10 @@ class RoiPathway(nn.Module):
 
     def __init__(self, n_rois: int, d_model: int, roi_d_model: int, roi_d_state: int, roi_patch: int,
                  roi_channels: int, roi_mixer: str, n_layers: int, d_conv: int, expand: int, bidirectional: bool,
-                 pooling: str, drop_prob: float, backend: str) -> None:
+                 pooling: str, drop_prob: float, backend: str, remove_shared: bool = False) -> None:
         super().__init__()
         self.patch = roi_patch
+        self.remove_shared = remove_shared
         self.stem = nn.Conv1d(1, roi_d_model, kernel_size=roi_patch, stride=roi_patch)
         self.blocks = nn.ModuleList(
             ResidualSSMBlock(roi_d_model, roi_d_state, d_conv, expand, bidirectional, drop_prob, backend,
@@ -199,7 +227,10 @@ class RoiPathway(nn.Module):
 
     def roi_series(self, xp: torch.Tensor) -> torch.Tensor:
         """Each ROI's series ``(B, R, T_s)`` plus its learned corrections: ``(B, T_s, R,
-        roi_channels)``; ROI ``r``'s depend on ROI ``r``'s series alone."""
+        roi_channels)``; ROI ``r``'s depend on ROI ``r``'s series alone (with ``remove_shared``: on
+        ROI ``r``'s series without the scan's shared components, :func:`remove_shared_components`)."""
+        if self.remove_shared:
+            xp = remove_shared_components(xp)  # (B, R, T_s)
         batch, _, length = xp.shape
         h = self.stem(rearrange(xp, "b r t -> (b r) 1 t"))  # (B·R, roi_d_model, T_s // patch)
         h = rearrange(h, "(b r) d t -> b t r d", b=batch)  # (B, T_p, R, roi_d_model)
@@ -315,6 +346,11 @@ class NeuroSSM(nn.Module):
         held over their patch and added to every sample.
     roi_channels : int
         ``"roi"`` part: corrected copies of each ROI's series whose statistics are pooled.
+    roi_remove_shared : bool
+        ``"roi"`` part: read each ROI's series without the scan's shared components (principal
+        components above the Marchenko–Pastur edge, :func:`remove_shared_components`), so that
+        its statistics say what the ROI does on its own, not how strongly it carries the
+        fluctuations every ROI shares (those stay with the ``"time"`` part).
     time_d_model : int or None
         ``"time"`` part: width of the per-time-step embedding and its Mamba (``None``, ``--config time_d_model=null``: ``d_model``).
     roi_mixer : str
@@ -376,6 +412,7 @@ class NeuroSSM(nn.Module):
         roi_channels: int = 2,
         roi_mixer: str = "score",
         time_d_model: int | None = None,
+        roi_remove_shared: bool = False,
     ) -> None:
         super().__init__()
         scales, forms = tuple(int(s) for s in scales), tuple(str(f) for f in forms)
@@ -406,7 +443,8 @@ class NeuroSSM(nn.Module):
 
         def roi() -> RoiPathway:
             return RoiPathway(n_rois, d_model, int(roi_d_model), int(roi_d_state), int(roi_patch), int(roi_channels),
-                              roi_mixer, n_layers, d_conv, expand, bidirectional, pooling, drop_prob, scan_backend)
+                              roi_mixer, n_layers, d_conv, expand, bidirectional, pooling, drop_prob, scan_backend,
+                              bool(roi_remove_shared))
 
         def time() -> Pathway:
             return Pathway(n_rois, d_model, width, n_layers, d_state, d_conv, expand, bidirectional, pooling,
