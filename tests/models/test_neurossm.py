@@ -69,6 +69,8 @@ def test_bad_options_are_refused_with_the_allowed_values():
         NeuroSSM(5, 2, 16, encoder="roi", scales=(4,), roi_patch=8)
     with pytest.raises(ConfigError, match="roi_d_state=0"):
         NeuroSSM(5, 2, 16, encoder="roi", roi_d_state=0)
+    with pytest.raises(ConfigError, match="roi_n_layers=-1"):
+        NeuroSSM(5, 2, 16, encoder="roi", roi_n_layers=-1)
 
 
 def test_registered_with_ablation_presets_and_json_config():
@@ -223,3 +225,26 @@ def test_roi_encoder_reads_the_series_without_shared_components_and_passes_gradi
         torch.testing.assert_close(roi.roi_series(x)[..., 0], remove_shared_components(x).transpose(1, 2))
     model(x).sum().backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_roi_n_layers_sets_the_roi_part_depth_alone():
+    model = _tiny(encoder="hybrid", n_layers=2, roi_n_layers=0)
+    assert all(len(p.roi.blocks) == 0 and len(p.time.blocks) == 2 for p in model.pathways)
+    assert all(len(p.roi.blocks) == 2 for p in _tiny(encoder="hybrid", n_layers=2).pathways)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    assert torch.isfinite(_trained_looking(model)(x)).all()
+
+
+def test_remove_shared_components_is_the_same_through_the_gram_matrix_of_a_short_scan():
+    # fewer time points than ROIs: the directions come from the (T, T) Gram matrix
+    rng = np.random.default_rng(0)
+    loadings, factors = rng.standard_normal((40, 2)), 3.0 * rng.standard_normal((2, 30))
+    x = torch.as_tensor((loadings @ factors + rng.standard_normal((40, 30)))[None])
+    out = remove_shared_components(x)
+    xc = x - x.mean(-1, keepdim=True)
+    scale = xc.pow(2).mean(-1, keepdim=True).add(1e-8).sqrt()
+    z = (xc / scale)[0].numpy()
+    vals, vecs = np.linalg.eigh(z @ z.T / 30)
+    u = vecs[:, vals > (1 + np.sqrt(40 / 30)) ** 2]
+    assert u.shape[1] == 2
+    np.testing.assert_allclose(out[0].numpy(), scale[0].numpy() * (z - u @ (u.T @ z)), atol=1e-8)

@@ -100,9 +100,15 @@ def remove_shared_components(x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         scale = xc.pow(2).mean(dim=-1, keepdim=True).add(1e-8).sqrt()  # (B, R, 1): each ROI's SD
         z = xc / scale  # (B, R, T), unit variance
-        eigval, eigvec = torch.linalg.eigh(z @ z.transpose(-1, -2) / n_times)  # of the (B, R, R) correlations
         edge = (1 + math.sqrt(n_rois / n_times)) ** 2
-        shared = eigvec * (eigval > edge).to(x.dtype).unsqueeze(-2)  # (B, R, R), other directions zeroed
+        if n_times < n_rois:
+            # the (T, T) Gram matrix has the same non-zero eigenvalues, at a fraction of the cost;
+            # its eigenvectors map to ROI directions through z
+            eigval, eigvec = torch.linalg.eigh(z.transpose(-1, -2) @ z / n_times)  # (B, T), (B, T, T)
+            eigvec = z @ eigvec * torch.rsqrt(eigval.clamp_min(1e-8) * n_times).unsqueeze(-2)  # (B, R, T)
+        else:
+            eigval, eigvec = torch.linalg.eigh(z @ z.transpose(-1, -2) / n_times)  # of the (B, R, R) correlations
+        shared = eigvec * (eigval > edge).to(x.dtype).unsqueeze(-2)  # (B, R, ·), other directions zeroed
     # removed where they were found, among the standardised series, then back to each ROI's scale
     z = xc / scale  # (B, R, T), now differentiated
     return scale * (z - shared @ (shared.transpose(-1, -2) @ z))  # (B, R, T)
@@ -346,6 +352,9 @@ class NeuroSSM(nn.Module):
         held over their patch and added to every sample.
     roi_channels : int
         ``"roi"`` part: corrected copies of each ROI's series whose statistics are pooled.
+    roi_n_layers : int or None
+        ``"roi"`` part: residual Mamba blocks per ROI (``None``: ``n_layers``; 0: the
+        corrections are a linear filter of each patch, the stem and the correction layer alone).
     roi_remove_shared : bool
         ``"roi"`` part: read each ROI's series without the scan's shared components (principal
         components above the Marchenko–Pastur edge, :func:`remove_shared_components`), so that
@@ -413,6 +422,7 @@ class NeuroSSM(nn.Module):
         roi_mixer: str = "score",
         time_d_model: int | None = None,
         roi_remove_shared: bool = False,
+        roi_n_layers: int | None = None,
     ) -> None:
         super().__init__()
         scales, forms = tuple(int(s) for s in scales), tuple(str(f) for f in forms)
@@ -426,6 +436,8 @@ class NeuroSSM(nn.Module):
             raise ConfigError(f"NeuroSSM forms={forms}; each must be one of {FORMS}")
         if n_times // max(scales) < 1:
             raise ConfigError(f"crop length {n_times} is shorter than the largest scale {max(scales)}")
+        if roi_n_layers is not None and int(roi_n_layers) < 0:
+            raise ConfigError(f"NeuroSSM roi_n_layers={roi_n_layers!r}; it must be 0 or more (null: n_layers)")
         for value, what in ((roi_d_model, "roi_d_model"), (roi_d_state, "roi_d_state"), (roi_patch, "roi_patch"),
                             (roi_channels, "roi_channels"), (1 if time_d_model is None else time_d_model,
                                                              "time_d_model")):
@@ -443,7 +455,8 @@ class NeuroSSM(nn.Module):
 
         def roi() -> RoiPathway:
             return RoiPathway(n_rois, d_model, int(roi_d_model), int(roi_d_state), int(roi_patch), int(roi_channels),
-                              roi_mixer, n_layers, d_conv, expand, bidirectional, pooling, drop_prob, scan_backend,
+                              roi_mixer, n_layers if roi_n_layers is None else int(roi_n_layers), d_conv, expand,
+                              bidirectional, pooling, drop_prob, scan_backend,
                               bool(roi_remove_shared))
 
         def time() -> Pathway:
