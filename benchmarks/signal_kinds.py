@@ -367,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="log every fold")
     parser.add_argument("--cpa", action="store_true",
                         help="also explain every test fold (CPA, true class) and record the recall of the "
-                             "planted ROIs (cpa_recovery); use another --out file than the accuracy records'")
+                             "planted ROIs (cpa_recovery) in each record (a rerun skips records already "
+                             "there, with or without it)")
     args = parser.parse_args(argv)
     if args.table:
         print(markdown_table(args.table))
