@@ -37,14 +37,16 @@ def test_planted_recovery_scores_a_perfect_and_a_wrong_map():
 # Requirement 5 of issue 4 at a size one thread trains in about 10 s. Each class has 4 planted ROIs
 # out of 40, so the top quarter (10 ROIs) has room for both classes' planted ROIs: the logit of
 # one class also rests on the other class' signal ROIs (their quiet is evidence too), so both sets
-# rise in both class maps. Over data/torch seeds 0-4 every planted ROI of both classes was in the
-# top quarter with diff_s1 dominant on all of them (holdout accuracy 0.98-1.0). The `hybrid`
-# preset (ROI-wise part read through its per-ROI statistics, about 25 s): recall 1.0 for both
-# classes on data seeds 0 and 1; on seed 1 one class' planted ROIs were dominated by raw pathways
-# (agreement 0.25; a level shift also moves the raw series' statistics), docs/cpa.md.
+# rise in both class maps. With the per-time-step encoder (preset `time`, the default until issue
+# 12), over data/torch seeds 0-4 every planted ROI of both classes was in the top quarter with
+# diff_s1 dominant on all of them (holdout accuracy 0.98-1.0). The default (ROI-wise part read
+# through its per-ROI statistics, docs/cpa.md) also finds every planted ROI on data seeds 0 and 1,
+# but reads the level blocks mostly through raw_s1 (agreement 0.0-1.0 per class): a block of
+# shifted level also changes the raw series' own statistics, and CPA's ablation says the model
+# relies on that, so the planted form is asserted for the `time` encoder only.
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", [None, "hybrid"])
-def test_cpa_recovers_planted_level_shifts_in_the_difference_pathway(preset):
+@pytest.mark.parametrize("preset", ["time", None])
+def test_cpa_recovers_planted_level_shifts(preset):
     torch.manual_seed(0)
     ds = make_synthetic(seed=0, n_scans=240, n_rois=40, n_times=200, crop_length=100, signal_form="diff",
                         amplitude=3.0)
@@ -64,4 +66,5 @@ def test_cpa_recovers_planted_level_shifts_in_the_difference_pathway(preset):
                                 ds.ground_truth["signal_rois"], ds.class_names, "diff")
     for rec in recovery.values():
         assert rec["recall_top25"] >= 0.8, rec
-        assert rec["pathway_agreement"] > 0.5, rec
+        if preset == "time":
+            assert rec["pathway_agreement"] > 0.5, rec

@@ -35,6 +35,7 @@ EXPECTED = ("BolT", "catch22", "FC_LR", "FC_SVM", "GRU", "meanMLP", "MiniRocket"
 _ROI_BEFORE_CORRECTION = r"pathways\.(\d+)\.(roi\.)?(stem|blocks)\..*|gate\.bias"
 NO_GRAD_BY_DESIGN = {
     "BolT": r"blocks\.(\d+)\.attention\.(relative_bias|token_to_cls_bias)",
+    "NeuroSSM": _ROI_BEFORE_CORRECTION,
     "NeuroSSM:roi": _ROI_BEFORE_CORRECTION,
     "NeuroSSM:hybrid": _ROI_BEFORE_CORRECTION,
     # one pathway: the gate's softmax over a single pathway is 1 whatever its score
@@ -74,7 +75,8 @@ def _names() -> list[str]:
 
 FEATURE_NAMES = ("catch22", "FC_LR", "FC_SVM", "MiniRocket")
 # Presets that swap a model's architecture, checked like models of their own as "NAME:preset"
-ARCHITECTURE_PRESETS = ("NeuroSSM:roi", "NeuroSSM:hybrid", "NeuroSSM:time_moments", "NeuroSSM:small_data")
+ARCHITECTURE_PRESETS = ("NeuroSSM:time", "NeuroSSM:roi", "NeuroSSM:hybrid", "NeuroSSM:time_moments",
+                        "NeuroSSM:small_data")
 TORCH = [n for n in _names() if n not in FEATURE_NAMES] + list(ARCHITECTURE_PRESETS)
 # MiniRocket's numba kernels compile on first use (about 40 s on a fresh machine, cached after).
 FEATURES = [pytest.param(n, marks=pytest.mark.slow) if n == "MiniRocket" else n for n in FEATURE_NAMES]

@@ -135,7 +135,8 @@ def test_roi_preset_is_json_round_trippable():
     cfg = spec.resolve_config(preset="hybrid")
     assert cfg["pooling"] == "moments" and cfg["time_d_model"] == 16
     assert all(type(p).__name__ == "HybridPathway" for p in spec.build(6, 2, 32, cfg).pathways)
-    assert all(type(p).__name__ == "Pathway" for p in spec.build(6, 2, 32, spec.resolve_config()).pathways)
+    assert all(type(p).__name__ == "HybridPathway" for p in spec.build(6, 2, 32, spec.resolve_config()).pathways)
+    assert all(type(p).__name__ == "Pathway" for p in spec.build(6, 2, 32, spec.resolve_config(preset="time")).pathways)
 
 
 def test_log_moments_are_log_energy_and_log_tail_weight():
@@ -156,7 +157,7 @@ def test_log_moments_are_log_energy_and_log_tail_weight():
 @pytest.mark.parametrize("roi_patch", [1, 3])
 def test_untrained_roi_encoder_pools_the_statistics_of_the_input_itself(roi_patch):
     # zero-initialised corrections: each ROI's statistics start as those of the pathway's signal
-    model = _tiny(encoder="roi", roi_patch=roi_patch, pooling="moments")
+    model = _tiny(encoder="roi", roi_patch=roi_patch, pooling="moments", roi_remove_shared=False)
     x = torch.randn(2, 5, 16, dtype=torch.float64)
     roi = model.pathways[0]
     series = roi.roi_series(x)
@@ -230,7 +231,7 @@ def test_roi_encoder_reads_the_series_without_shared_components_and_passes_gradi
 def test_roi_n_layers_sets_the_roi_part_depth_alone():
     model = _tiny(encoder="hybrid", n_layers=2, roi_n_layers=0)
     assert all(len(p.roi.blocks) == 0 and len(p.time.blocks) == 2 for p in model.pathways)
-    assert all(len(p.roi.blocks) == 2 for p in _tiny(encoder="hybrid", n_layers=2).pathways)
+    assert all(len(p.roi.blocks) == 2 for p in _tiny(encoder="hybrid", n_layers=2, roi_n_layers=None).pathways)
     x = torch.randn(2, 5, 16, dtype=torch.float64)
     assert torch.isfinite(_trained_looking(model)(x)).all()
 

@@ -288,28 +288,31 @@ class HybridPathway(nn.Module):
         return self.roi(xp, roi_statistics) + self.time(xp)  # (B, d_model)
 
 
-# Pooled log moments, narrow vectors and more dropout: the settings the ROI-wise presets were
-# measured with on a hundred-odd training scans.
-_SMALL_DATA = {"pooling": "moments", "d_model": 32, "time_d_model": 16, "drop_prob": 0.3}
+# The ROI-wise designs as they were first measured (issue 12, second session): the per-ROI Mamba
+# on, the scan's shared components kept. The suite's NeuroSSM-hybrid and NeuroSSM-roi records.
+_FIRST_ROI_WISE = {"roi_remove_shared": False, "roi_n_layers": None}
 
 
 @register_model(
     "NeuroSSM",
     kind="torch",
-    description="multiscale raw + difference pathways, bidirectional Mamba encoders, gated fusion",
+    description="multiscale raw + difference pathways, each read per ROI and per time step (Mamba), gated fusion",
     reference="NeuroSSM: Multiscale Differential State-Space Modeling for Context-Aware fMRI Analysis",
     presets={
         "single_pathway": {"forms": ("raw",), "scales": (1,)},
         "raw_multiscale": {"forms": ("raw",)},
         "diff_multiscale": {"forms": ("diff",)},
         "single_scale": {"scales": (1,)},
-        # the ROI-wise designs of issue 12 (docs/models.md: what was measured)
-        "hybrid": {"encoder": "hybrid", **_SMALL_DATA},
-        "roi": {"encoder": "roi", **_SMALL_DATA},
-        "time_moments": {"encoder": "time", **_SMALL_DATA},
-        # the best-measured configuration on the signal-kind suite's hundred-odd training scans
-        "small_data": {"encoder": "hybrid", "forms": ("diff",), "scales": (1,), "roi_remove_shared": True,
-                       **_SMALL_DATA},
+        # the encoder ablations (docs/models.md: what was measured)
+        "time": {"encoder": "time", "pooling": "mean", "d_model": 64, "time_d_model": None, "drop_prob": 0.1},
+        "time_moments": {"encoder": "time"},
+        "roi_only": {"encoder": "roi"},
+        "keep_shared": {"roi_remove_shared": False},
+        "roi_mamba": {"roi_n_layers": None},
+        "hybrid": dict(_FIRST_ROI_WISE),
+        "roi": {"encoder": "roi", **_FIRST_ROI_WISE},
+        # one difference pathway with the per-ROI Mamba: the best-measured configuration on events
+        "small_data": {"forms": ("diff",), "scales": (1,), "roi_n_layers": None},
     },
 )
 class NeuroSSM(nn.Module):
@@ -339,10 +342,10 @@ class NeuroSSM(nn.Module):
         each feature, :func:`log_moments`), ``"mean"``, ``"abs_mean"`` (mean of absolute
         values), ``"max"`` or ``"attention"``.
     encoder : str
-        How a pathway encodes its input (see Notes): ``"time"`` (default; below), ``"hybrid"``
-        (the sum of the two below), ``"roi"`` (each ROI's own series through a Mamba with weights shared across ROIs, pooled
-        per ROI, then a mixer over ROIs) or ``"time"`` (a dense embedding of the ROI vector per
-        time step, then Mamba over time).
+        How a pathway encodes its input (see Notes): ``"hybrid"`` (default: the sum of the two
+        below), ``"roi"`` (each ROI's own series through weights shared across ROIs, pooled per
+        ROI, then a mixer over ROIs) or ``"time"`` (a dense embedding of the ROI vector per time
+        step, then Mamba over time).
     roi_d_model : int
         ``"roi"`` part: Mamba features per ROI and patch.
     roi_d_state : int
@@ -405,25 +408,25 @@ class NeuroSSM(nn.Module):
         n_times: int,
         scales: tuple[int, ...] = (1, 2, 4),
         forms: tuple[str, ...] = ("raw", "diff"),
-        d_model: int = 64,
+        d_model: int = 32,
         n_layers: int = 1,
         d_state: int = 16,
         d_conv: int = 4,
         expand: int = 2,
         bidirectional: bool = True,
-        pooling: str = "mean",
+        pooling: str = "moments",
         fusion: str = "gate",
-        drop_prob: float = 0.1,
+        drop_prob: float = 0.3,
         scan_backend: str = "auto",
-        encoder: str = "time",
+        encoder: str = "hybrid",
         roi_d_model: int = 4,
         roi_d_state: int = 4,
         roi_patch: int = 4,
         roi_channels: int = 2,
         roi_mixer: str = "score",
-        time_d_model: int | None = None,
-        roi_remove_shared: bool = False,
-        roi_n_layers: int | None = None,
+        time_d_model: int | None = 16,
+        roi_remove_shared: bool = True,
+        roi_n_layers: int | None = 0,
     ) -> None:
         super().__init__()
         scales, forms = tuple(int(s) for s in scales), tuple(str(f) for f in forms)
