@@ -320,11 +320,12 @@ def summarise(path: Path) -> dict[str, Any]:
     return out
 
 
-def markdown_table(path: Path) -> str:
-    """Kinds as rows, models as columns: accuracy mean ± std over data seeds (number of seeds)."""
+def markdown_table(path: Path, models: list[str] | None = None) -> str:
+    """Kinds as rows, models as columns (``models``, in that order; default: every model in the
+    file): accuracy mean ± std over data seeds (number of seeds)."""
     cells = summarise(path)
     kinds = [k for k in KINDS if any(c["kind"] == k for c in cells.values())]
-    models = list(dict.fromkeys(c["model"] for c in cells.values()))
+    models = models or list(dict.fromkeys(c["model"] for c in cells.values()))
     lines = ["| kind | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for kind in kinds:
         row = []
@@ -337,6 +338,25 @@ def markdown_table(path: Path) -> str:
             row.append(f"{c['accuracy_mean']:.3f}" + (f" ± {std:.3f}" if std is not None else "") +
                        (f" ({c['n_seeds']})" if c["n_seeds"] < 3 else ""))
         lines.append(f"| {kind} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def cpa_table(path: Path) -> str:
+    """Per (kind, model, class) of the records made with ``--cpa``: the recall of the planted ROIs
+    in the top quarter of the class-mean CPA map and the share of them whose dominant pathway has
+    the planted form, mean over data seeds (seeds in parentheses)."""
+    rows: dict[tuple[str, str, str], list[dict]] = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line) if line.strip() else {}
+        for name, rec in (record.get("cpa") or {}).items():
+            rows.setdefault((record["kind"], record["model"], name), []).append(rec)
+    lines = ["| kind | model | class (planted signal) | recall@25 % | planted form dominant | seeds |",
+             "|---|---|---|---|---|---|"]
+    for (kind, model, name), recs in rows.items():
+        recall = np.mean([r["recall_top25"] for r in recs])
+        agree = [r["pathway_agreement"] for r in recs if r["pathway_agreement"] is not None]
+        lines.append(f"| {kind} | {model} | {name} ({recs[0]['signal']}) | {recall:.2f} | "
+                     f"{f'{np.mean(agree):.2f}' if agree else '–'} | {len(recs)} |")
     return "\n".join(lines)
 
 
@@ -364,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, help="JSON lines file the records are appended to")
     parser.add_argument("--table", type=Path, metavar="JSONL", help="print the markdown table of this file and exit")
+    parser.add_argument("--columns", nargs="+", metavar="MODEL", help="with --table: these models, in this order")
     parser.add_argument("--verbose", action="store_true", help="log every fold")
     parser.add_argument("--cpa", action="store_true",
                         help="also explain every test fold (CPA, true class) and record the recall of the "
@@ -371,7 +392,9 @@ def main(argv: list[str] | None = None) -> int:
                              "there, with or without it)")
     args = parser.parse_args(argv)
     if args.table:
-        print(markdown_table(args.table))
+        print(markdown_table(args.table, args.columns))
+        print()
+        print(cpa_table(args.table))
         print(json.dumps(summarise(args.table), indent=2))
         return 0
     if args.out is None:
