@@ -5,11 +5,12 @@ Usage::
     python benchmarks/train_step.py            # HCP-Rest (400 × 600) and HCP-Task (400 × 150), batch 16
     python benchmarks/train_step.py --quick    # 1 warm-up + 2 timed steps per shape
     python benchmarks/train_step.py --shapes hcp_task --config NeuroSSM:d_model=32 --threads 2
-    python benchmarks/train_step.py --encoders time roi --config NeuroSSM:roi:roi_patch=4
+    python benchmarks/train_step.py --encoders hybrid time roi --config NeuroSSM:roi:roi_patch=4
 
 A thin entry over ``benchmarks/models.py`` restricted to NeuroSSM, one run per encoder
-(``--encoders``, default ``time``; ``roi`` is the ``roi`` preset, reported as ``NeuroSSM:roi``
-with its ratio to the ``time`` encoder when both run): the method (one fresh process
+(``--encoders``, default ``hybrid``: the default model; ``time`` is the ``time`` preset, ``roi``
+the ``roi`` preset, reported as ``NeuroSSM:time`` and ``NeuroSSM:roi`` with their ratios to each
+other when several run): the method (one fresh process
 per shape, what a step is, how memory is read) and every option except ``--models`` are that
 script's; see its docstring.
 """
@@ -38,15 +39,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
-    encoders = ["time"]
+    encoders = ["hybrid"]
     if "--encoders" in argv:
         at = argv.index("--encoders")
         end = next((i for i in range(at + 1, len(argv)) if argv[i].startswith("--")), len(argv))
         encoders, argv = argv[at + 1 : end], argv[:at] + argv[end:]
-    if not encoders or set(encoders) - {"time", "roi"}:
-        print(f"--encoders takes 'time' and/or 'roi', got {encoders}", file=sys.stderr)
+    if not encoders or set(encoders) - {"hybrid", "time", "roi"}:
+        print(f"--encoders takes 'hybrid', 'time' and/or 'roi', got {encoders}", file=sys.stderr)
         return 2
-    models = ["NeuroSSM" if e == "time" else "NeuroSSM:roi" for e in encoders]
+    models = ["NeuroSSM" if e == "hybrid" else f"NeuroSSM:{e}" for e in encoders]
     return _models_benchmark().main(["--models", *models, *argv])
 
 
