@@ -4,10 +4,12 @@ Each scan is seen through several *pathways*: a signal form (the raw BOLD signal
 first-order temporal difference) at a temporal scale (average pooling by 1, 2, 4 time points).
 Each pathway encodes its input to one vector: ``"time"`` embeds the ROI vector of every time
 step, runs bidirectional selective state-space (Mamba) blocks over time and pools over time;
-``"roi"`` runs a small Mamba over each ROI's own series, with weights shared across ROIs (one
-grouped scan for all ROIs), pools statistics of each ROI over time and mixes the ROIs;
-``"hybrid"`` adds the two. The pathway vectors are fused into one classifier. A pathway can be ablated (its vector set to zero) before fusion, which is how
-Calibrated Pathway Attribution measures how much a decision depends on it.
+``"roi"`` reads each ROI's own series (optionally without the scan's shared components, and
+through a small Mamba with weights shared across ROIs, one grouped scan for all ROIs), pools
+statistics of each ROI over time and mixes the ROIs; ``"hybrid"`` (the default) adds the two.
+The pathway vectors are fused into one classifier. A pathway can be ablated (its vector set to
+zero) before fusion, which is how Calibrated Pathway Attribution measures how much a decision
+depends on it.
 
 References
 ----------
@@ -97,20 +99,20 @@ def remove_shared_components(x: torch.Tensor) -> torch.Tensor:
     """
     n_rois, n_times = x.shape[-2:]
     xc = x - x.mean(dim=-1, keepdim=True)  # (B, R, T)
+    scale = xc.detach().pow(2).mean(dim=-1, keepdim=True).add(1e-8).sqrt()  # (B, R, 1): each ROI's SD
+    z = xc / scale  # (B, R, T), unit variance; differentiated through the projection below
     with torch.no_grad():
-        scale = xc.pow(2).mean(dim=-1, keepdim=True).add(1e-8).sqrt()  # (B, R, 1): each ROI's SD
-        z = xc / scale  # (B, R, T), unit variance
+        zd = z.detach()
         edge = (1 + math.sqrt(n_rois / n_times)) ** 2
         if n_times < n_rois:
             # the (T, T) Gram matrix has the same non-zero eigenvalues, at a fraction of the cost;
             # its eigenvectors map to ROI directions through z
-            eigval, eigvec = torch.linalg.eigh(z.transpose(-1, -2) @ z / n_times)  # (B, T), (B, T, T)
-            eigvec = z @ eigvec * torch.rsqrt(eigval.clamp_min(1e-8) * n_times).unsqueeze(-2)  # (B, R, T)
+            eigval, eigvec = torch.linalg.eigh(zd.transpose(-1, -2) @ zd / n_times)  # (B, T), (B, T, T)
+            eigvec = zd @ eigvec * torch.rsqrt(eigval.clamp_min(1e-8) * n_times).unsqueeze(-2)  # (B, R, T)
         else:
-            eigval, eigvec = torch.linalg.eigh(z @ z.transpose(-1, -2) / n_times)  # of the (B, R, R) correlations
+            eigval, eigvec = torch.linalg.eigh(zd @ zd.transpose(-1, -2) / n_times)  # of the (B, R, R) correlations
         shared = eigvec * (eigval > edge).to(x.dtype).unsqueeze(-2)  # (B, R, ·), other directions zeroed
     # removed where they were found, among the standardised series, then back to each ROI's scale
-    z = xc / scale  # (B, R, T), now differentiated
     return scale * (z - shared @ (shared.transpose(-1, -2) @ z))  # (B, R, T)
 
 
@@ -386,14 +388,15 @@ class NeuroSSM(nn.Module):
       statistics) → ``Linear(→ d_model)`` where the widths differ. Every ROI enters every feature, as in BolT: with
       moments pooling the embedding is a bank of spatial filters whose energies are read, which
       is what a change of coupling between ROIs moves.
-    - ``"roi"`` (:class:`RoiPathway`): per ROI, ``Conv1d(1 → roi_d_model, kernel = stride =
-      roi_patch)`` → residual BiMamba blocks whose weights are shared by all ROIs (one grouped
+    - ``"roi"`` (:class:`RoiPathway`): shared components removed (``roi_remove_shared``) → per
+      ROI, ``Conv1d(1 → roi_d_model, kernel = stride = roi_patch)`` → ``roi_n_layers`` residual
+      BiMamba blocks whose weights are shared by all ROIs (one grouped
       selective scan with ``R`` groups, see :mod:`neurossm.ssm.scan`) → zero-initialised
       corrections added to the ROI's own series ``(B, T_s, R, roi_channels)`` → pooling per
       ROI → standardisation over ROIs → ROI mixer ``(B, d_model)``. A ROI's temporal filter is
       learned from every ROI's series, so a signal in a few ROIs need not be found by a dense
       per-step layer first.
-    - ``"hybrid"`` (:class:`HybridPathway`): the sum of both.
+    - ``"hybrid"`` (:class:`HybridPathway`, the default): the sum of both.
 
     Pathway order is forms-major: ``raw_s1, raw_s2, raw_s4, diff_s1, ...``. ``forward`` takes a
     ``pathway_mask`` of shape ``(P,)`` or ``(B, P)``; a zero entry replaces that pathway's vector
