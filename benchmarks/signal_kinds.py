@@ -17,6 +17,11 @@ A design is judged on the whole suite, not on one generator (issue 12). Kinds (`
     The same at 400 ROIs, 5 % signal ROIs, events up to 2 samples wide, amplitude 1.5, 200 scans.
 ``level_shift``
     Abrupt level shifts (``signal_form=diff``, the demo's form) in 4 of 100 ROIs.
+``level_shift_factors``
+    Level shifts of 1 SD (inside each ROI's own part) in 5 % of 166 ROIs amid the strong shared
+    slow fluctuations of ``events`` (``background=factors``): on ``level_shift`` (global background,
+    1.5 SD) every model that reads each ROI scores 1.0, which tells no design from another; here
+    the learnability probe scores 0.78-0.86 (data seeds 0, 1).
 ``slow``
     A slow raw oscillation (``signal_form=raw``, scale 2) in 4 of 100 ROIs.
 ``connectivity``
@@ -84,6 +89,8 @@ KINDS: dict[str, dict[str, Any]] = {
     "events_400": dict(signal_form="events", n_rois=400, n_scans=200, n_times=200, signal_fraction=0.05,
                        amplitude=1.5, event_width=2),
     "level_shift": dict(signal_form="diff", n_rois=100, n_scans=160, n_times=200, n_signal_rois=4, amplitude=1.5),
+    "level_shift_factors": dict(signal_form="diff", n_rois=166, n_scans=160, n_times=200, signal_fraction=0.05,
+                                amplitude=1.0, background="factors"),
     "slow": dict(signal_form="raw", n_rois=100, n_scans=160, n_times=200, n_signal_rois=4, amplitude=1.0, scale=2),
     "connectivity": dict(signal_form="connectivity", n_rois=100, n_scans=160, n_times=200, n_signal_rois=5,
                          amplitude=1.0),

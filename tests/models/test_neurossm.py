@@ -7,7 +7,8 @@ import torch
 
 from neurossm.errors import ConfigError
 from neurossm.models import get_model
-from neurossm.models.neurossm import MOMENT_EPS, NeuroSSM, log_moments, pathway_signal, remove_shared_components
+from neurossm.models.neurossm import (MOMENT_EPS, NeuroSSM, autocorrelations, log_moments, pathway_signal,
+                                      remove_shared_components)
 
 
 def _tiny(**kw):
@@ -71,6 +72,8 @@ def test_bad_options_are_refused_with_the_allowed_values():
         NeuroSSM(5, 2, 16, encoder="roi", roi_d_state=0)
     with pytest.raises(ConfigError, match="roi_n_layers=-1"):
         NeuroSSM(5, 2, 16, encoder="roi", roi_n_layers=-1)
+    with pytest.raises(ConfigError, match="roi_lags=\\(0,\\)"):
+        NeuroSSM(5, 2, 16, encoder="roi", roi_lags=(0,))
 
 
 def test_registered_with_ablation_presets_and_json_config():
@@ -83,6 +86,11 @@ def test_registered_with_ablation_presets_and_json_config():
     assert model.pathway_names == ["raw_s1", "diff_s1"]
     with pytest.raises(ConfigError, match="no option 'width'"):
         spec.resolve_config({"width": 3})
+    # a tuple option set to null (--config roi_lags=null) stays None, a single lag becomes a tuple
+    assert spec.resolve_config({"roi_lags": None})["roi_lags"] is None
+    assert spec.resolve_config({"roi_lags": 3})["roi_lags"] == (3,)
+    with pytest.raises(ConfigError, match="roi_lags"):
+        spec.resolve_config({"roi_lags": [0, 2]})
 
 
 def _trained_looking(model):
@@ -163,7 +171,38 @@ def test_untrained_roi_encoder_pools_the_statistics_of_the_input_itself(roi_patc
     series = roi.roi_series(x)
     assert series.shape == (2, 16, 5, 2)
     torch.testing.assert_close(series, x.transpose(1, 2)[..., None].expand(-1, -1, -1, 2))
-    torch.testing.assert_close(roi.roi_features(x), log_moments(series))
+    lags = (1, 2, 4, 8)
+    torch.testing.assert_close(roi.roi_features(x), torch.cat([log_moments(series), autocorrelations(series, lags)], -1))
+    plain = _tiny(encoder="roi", roi_patch=roi_patch, pooling="moments", roi_remove_shared=False, roi_lags=None)
+    torch.testing.assert_close(plain.pathways[0].roi_features(x), log_moments(series))
+
+
+def test_autocorrelations_are_the_biased_estimator_per_feature():
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((2, 30, 3, 4))  # (B, T, R, d)
+    out = autocorrelations(torch.as_tensor(h), (1, 5, 30, 40)).numpy()
+    assert out.shape == (2, 3, 16)
+    hc = h - h.mean(axis=1, keepdims=True)
+    energy = (hc**2).sum(axis=1) + MOMENT_EPS * 30
+    for i, k in enumerate((1, 5)):
+        np.testing.assert_allclose(out[..., 4 * i : 4 * i + 4], (hc[:, :-k] * hc[:, k:]).sum(axis=1) / energy)
+    assert np.all(out[..., 8:] == 0)  # lags of the series' length or more
+
+
+def test_autocorrelations_tell_a_slow_oscillation_from_noise_of_the_same_power():
+    # half a period apart an oscillation is at its opposite; AR(1) noise has forgotten
+    t = torch.arange(400, dtype=torch.float64)
+    wave = torch.sin(2 * torch.pi * t / 16)[None, :, None]
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.zeros(400, dtype=torch.float64)
+    for i, e in enumerate(torch.randn(400, generator=gen, dtype=torch.float64)):
+        noise[i] = 0.5 * noise[i - 1] + e if i else e
+    r_wave = autocorrelations(wave, (8,))[0, 0]
+    r_noise = autocorrelations(noise[None, :, None], (8,))[0, 0]
+    assert r_wave < -0.9 and abs(r_noise) < 0.2
+    # the energy alone cannot: both are scaled to the same power
+    assert torch.isclose(log_moments(wave / wave.std())[0, 0], log_moments(noise[None, :, None] / noise.std())[0, 0],
+                         atol=0.05)
 
 
 def test_hybrid_pathway_is_the_sum_of_its_roi_and_time_parts():

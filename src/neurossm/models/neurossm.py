@@ -85,6 +85,23 @@ def log_moments(h: torch.Tensor) -> torch.Tensor:
     return torch.cat([log_e2, torch.log(e4) - 2 * log_e2], dim=-1)  # (B, ..., 2d)
 
 
+def autocorrelations(h: torch.Tensor, lags: tuple[int, ...]) -> torch.Tensor:
+    """Normalised autocorrelation over time (axis 1) at each lag, per feature.
+
+    ``(B, T, ..., d)`` → ``(B, ..., d · len(lags))``, lag-major: ``r_k = Σ_t h̃(t) h̃(t + k) /
+    Σ_t h̃(t)²`` with ``h̃`` centred over time (the biased estimator, ``|r_k| ≤ 1``; 0 at a lag of
+    ``T`` or more). The shape of a feature's spectrum without its power: a slow oscillation
+    makes ``r_k`` fall below zero near half its period, where noise and shared drifts stay near
+    zero or above, which the energy and tail weight of :func:`log_moments` do not tell.
+    """
+    n_times = h.shape[1]
+    hc = h - h.mean(dim=1, keepdim=True)  # (B, T, ..., d)
+    energy = hc.pow(2).sum(dim=1) + MOMENT_EPS * n_times  # (B, ..., d)
+    out = [(hc[:, :-k] * hc[:, k:]).sum(dim=1) / energy if k < n_times else torch.zeros_like(energy)
+           for k in lags]
+    return torch.cat(out, dim=-1)  # (B, ..., d·L)
+
+
 def remove_shared_components(x: torch.Tensor) -> torch.Tensor:
     """Each ROI's series without the scan's shared components: ``(B, R, T)`` → ``(B, R, T)``.
 
@@ -191,7 +208,8 @@ class RoiPathway(nn.Module):
     so the pooled statistics start as those of the pathway's signal (for a difference pathway,
     the energy and tail weight of the sample-to-sample changes) and training learns the temporal
     filter that makes them more telling. Each ROI's channels are pooled over time (``pooling``;
-    ``"moments"``: log energy and log tail weight, :func:`log_moments`), standardised over the
+    ``"moments"``: log energy and log tail weight, :func:`log_moments`; then, with ``lags``, the
+    autocorrelations at those lags, :func:`autocorrelations`), standardised over the
     scan's ROIs (a ROI's contrast with the others) and mixed: ``"score"`` (one score per ROI
     from its statistics, with weights shared by all ROIs, then one dense layer over ROIs: as many
     weights per output as ROIs, what a hundred scans can fit), ``"linear"`` (one dense layer over
@@ -205,10 +223,12 @@ class RoiPathway(nn.Module):
 
     def __init__(self, n_rois: int, d_model: int, roi_d_model: int, roi_d_state: int, roi_patch: int,
                  roi_channels: int, roi_mixer: str, n_layers: int, d_conv: int, expand: int, bidirectional: bool,
-                 pooling: str, drop_prob: float, backend: str, remove_shared: bool = False) -> None:
+                 pooling: str, drop_prob: float, backend: str, remove_shared: bool = False,
+                 lags: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.patch = roi_patch
         self.remove_shared = remove_shared
+        self.lags = tuple(lags)
         self.stem = nn.Conv1d(1, roi_d_model, kernel_size=roi_patch, stride=roi_patch)
         self.blocks = nn.ModuleList(
             ResidualSSMBlock(roi_d_model, roi_d_state, d_conv, expand, bidirectional, drop_prob, backend,
@@ -219,7 +239,7 @@ class RoiPathway(nn.Module):
         nn.init.zeros_(self.correction.weight)
         nn.init.zeros_(self.correction.bias)
         self.pool = TemporalPooling(pooling, roi_channels)
-        n_stats = self.pool.out_features
+        n_stats = self.pool.out_features + roi_channels * len(self.lags)
         self.drop = nn.Dropout(drop_prob)
         self.roi_mixer = roi_mixer
         if roi_mixer == "linear":
@@ -249,8 +269,12 @@ class RoiPathway(nn.Module):
         return rearrange(xp, "b r t -> b t r 1") + c  # (B, T_s, R, channels)
 
     def roi_features(self, xp: torch.Tensor) -> torch.Tensor:
-        """Each ROI's pooled statistics ``(B, R, n_stats)``."""
-        return self.pool(self.roi_series(xp))  # (B, R, n_stats)
+        """Each ROI's pooled statistics ``(B, R, n_stats)``: ``pooling``'s, then the
+        autocorrelations at ``lags`` (:func:`autocorrelations`)."""
+        u = self.roi_series(xp)  # (B, T_s, R, channels)
+        if not self.lags:
+            return self.pool(u)  # (B, R, n_stats)
+        return torch.cat([self.pool(u), autocorrelations(u, self.lags)], dim=-1)  # (B, R, n_stats)
 
     def forward(self, xp: torch.Tensor, roi_statistics: list | None = None) -> torch.Tensor:
         """``(B, R, T_s)`` → ``(B, d_model)``. Given a list, ``roi_statistics`` receives the
@@ -291,8 +315,9 @@ class HybridPathway(nn.Module):
 
 
 # The ROI-wise designs as they were first measured (issue 12, second session): the per-ROI Mamba
-# on, the scan's shared components kept. The suite's NeuroSSM-hybrid and NeuroSSM-roi records.
-_FIRST_ROI_WISE = {"roi_remove_shared": False, "roi_n_layers": None}
+# on, the scan's shared components kept, no autocorrelations. The suite's NeuroSSM-hybrid and
+# NeuroSSM-roi records.
+_FIRST_ROI_WISE = {"roi_remove_shared": False, "roi_n_layers": None, "roi_lags": None}
 
 
 @register_model(
@@ -311,10 +336,11 @@ _FIRST_ROI_WISE = {"roi_remove_shared": False, "roi_n_layers": None}
         "roi_only": {"encoder": "roi"},
         "keep_shared": {"roi_remove_shared": False},
         "roi_mamba": {"roi_n_layers": None},
+        "no_lags": {"roi_lags": None},
         "hybrid": dict(_FIRST_ROI_WISE),
         "roi": {"encoder": "roi", **_FIRST_ROI_WISE},
         # one difference pathway with the per-ROI Mamba: the best-measured configuration on events
-        "small_data": {"forms": ("diff",), "scales": (1,), "roi_n_layers": None},
+        "small_data": {"forms": ("diff",), "scales": (1,), "roi_n_layers": None, "roi_lags": None},
     },
 )
 class NeuroSSM(nn.Module):
@@ -366,6 +392,11 @@ class NeuroSSM(nn.Module):
         components above the Marchenko–Pastur edge, :func:`remove_shared_components`), so that
         its statistics say what the ROI does on its own, not how strongly it carries the
         fluctuations every ROI shares (those stay with the ``"time"`` part).
+    roi_lags : tuple of int or None
+        ``"roi"`` part: lags, in samples of the pathway's scale, at which each ROI's
+        autocorrelation is added to its statistics (:func:`autocorrelations`; the spectral shape
+        that tells a slow oscillation from noise of the same power). ``None`` (``--config
+        roi_lags=null``): energy and tail weight alone.
     time_d_model : int or None
         ``"time"`` part: width of the per-time-step embedding and its Mamba (``None``, ``--config time_d_model=null``: ``d_model``).
     roi_mixer : str
@@ -393,7 +424,8 @@ class NeuroSSM(nn.Module):
       BiMamba blocks whose weights are shared by all ROIs (one grouped
       selective scan with ``R`` groups, see :mod:`neurossm.ssm.scan`) → zero-initialised
       corrections added to the ROI's own series ``(B, T_s, R, roi_channels)`` → pooling per
-      ROI → standardisation over ROIs → ROI mixer ``(B, d_model)``. A ROI's temporal filter is
+      ROI, plus autocorrelations at ``roi_lags`` → standardisation over ROIs → ROI mixer
+      ``(B, d_model)``. A ROI's temporal filter is
       learned from every ROI's series, so a signal in a few ROIs need not be found by a dense
       per-step layer first.
     - ``"hybrid"`` (:class:`HybridPathway`, the default): the sum of both.
@@ -430,6 +462,7 @@ class NeuroSSM(nn.Module):
         time_d_model: int | None = 16,
         roi_remove_shared: bool = True,
         roi_n_layers: int | None = 0,
+        roi_lags: tuple[int, ...] | None = (1, 2, 4, 8),
     ) -> None:
         super().__init__()
         scales, forms = tuple(int(s) for s in scales), tuple(str(f) for f in forms)
@@ -445,6 +478,9 @@ class NeuroSSM(nn.Module):
             raise ConfigError(f"crop length {n_times} is shorter than the largest scale {max(scales)}")
         if roi_n_layers is not None and int(roi_n_layers) < 0:
             raise ConfigError(f"NeuroSSM roi_n_layers={roi_n_layers!r}; it must be 0 or more (null: n_layers)")
+        if roi_lags is not None and any(int(k) < 1 for k in roi_lags):
+            raise ConfigError(f"NeuroSSM roi_lags={roi_lags!r}; each lag must be a positive number of samples "
+                              "(null: no autocorrelation statistics)")
         for value, what in ((roi_d_model, "roi_d_model"), (roi_d_state, "roi_d_state"), (roi_patch, "roi_patch"),
                             (roi_channels, "roi_channels"), (1 if time_d_model is None else time_d_model,
                                                              "time_d_model")):
@@ -459,12 +495,13 @@ class NeuroSSM(nn.Module):
         self.encoder = encoder
 
         width = d_model if time_d_model is None else int(time_d_model)
+        lags = tuple(int(k) for k in roi_lags or ())
 
         def roi() -> RoiPathway:
             return RoiPathway(n_rois, d_model, int(roi_d_model), int(roi_d_state), int(roi_patch), int(roi_channels),
                               roi_mixer, n_layers if roi_n_layers is None else int(roi_n_layers), d_conv, expand,
                               bidirectional, pooling, drop_prob, scan_backend,
-                              bool(roi_remove_shared))
+                              bool(roi_remove_shared), lags)
 
         def time() -> Pathway:
             return Pathway(n_rois, d_model, width, n_layers, d_state, d_conv, expand, bidirectional, pooling,

@@ -70,7 +70,7 @@ OPTION_RANGES: dict[str, Bounds] = {
     "n_heads": _POSITIVE_COUNT, "head_dim": _POSITIVE_COUNT, "window_size": _POSITIVE_COUNT,
     "scales": _POSITIVE_COUNT, "roi_d_model": _POSITIVE_COUNT, "roi_d_state": _POSITIVE_COUNT,
     "roi_patch": _POSITIVE_COUNT, "roi_channels": _POSITIVE_COUNT, "time_d_model": _POSITIVE_COUNT,
-    "roi_n_layers": Bounds(0),
+    "roi_n_layers": Bounds(0), "roi_lags": _POSITIVE_COUNT,
     "drop_prob": _PROBABILITY, "attn_drop_prob": _PROBABILITY,
     "shift_coeff": Bounds(0.0, 1.0, low_open=True),
     "fringe_coeff": Bounds(0.0), "mlp_ratio": Bounds(0.0, low_open=True), "lambda_cons": Bounds(0.0),
@@ -167,7 +167,7 @@ class ModelSpec:
                     f"model {self.name} has no option {key!r}; options: {', '.join(sorted(config))}"
                 )
             default = config[key]
-            if isinstance(default, tuple) and not isinstance(value, tuple):
+            if isinstance(default, tuple) and value is not None and not isinstance(value, tuple):
                 value = (value,)
             config[key] = value
         return self.validate_config(config)
