@@ -7,8 +7,8 @@ import torch
 
 from neurossm.errors import ConfigError
 from neurossm.models import get_model
-from neurossm.models.neurossm import (MOMENT_EPS, NeuroSSM, autocorrelations, log_moments, pathway_signal,
-                                      remove_shared_components)
+from neurossm.models.neurossm import (MOMENT_EPS, NeuroSSM, autocorrelations, held_autocorrelations, log_moments,
+                                      pathway_signal, remove_shared_components)
 
 
 def _tiny(**kw):
@@ -187,6 +187,23 @@ def test_autocorrelations_are_the_biased_estimator_per_feature():
     for i, k in enumerate((1, 5)):
         np.testing.assert_allclose(out[..., 4 * i : 4 * i + 4], (hc[:, :-k] * hc[:, k:]).sum(axis=1) / energy)
     assert np.all(out[..., 8:] == 0)  # lags of the series' length or more
+
+
+@pytest.mark.parametrize("n_times, patch", [(37, 4), (40, 4), (16, 3), (9, 1), (30, 7)])
+def test_held_autocorrelations_equal_those_of_the_corrected_series_with_their_gradients(n_times, patch):
+    # the patch-wise formula against the definition on the series x(t) + c(t), c held over patches
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, n_times, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(2, 3, n_times // patch, 2, dtype=torch.float64, requires_grad=True)
+    lags = (1, 2, 4, 8, 13, n_times - 1, n_times, n_times + 3)
+    held = torch.nn.functional.pad(c.repeat_interleave(patch, dim=2), (0, 0, 0, n_times % patch))
+    direct = autocorrelations((x[..., None] + held).permute(0, 2, 1, 3), lags)  # (B, T, R, C) in
+    patchwise = held_autocorrelations(x, c.transpose(-1, -2), patch, lags)
+    torch.testing.assert_close(patchwise, direct)
+    weights = torch.randn_like(direct)
+    for g_direct, g_patchwise in zip(torch.autograd.grad((direct * weights).sum(), (x, c)),
+                                     torch.autograd.grad((patchwise * weights).sum(), (x, c))):
+        torch.testing.assert_close(g_patchwise, g_direct)
 
 
 def test_autocorrelations_tell_a_slow_oscillation_from_noise_of_the_same_power():

@@ -102,6 +102,64 @@ def autocorrelations(h: torch.Tensor, lags: tuple[int, ...]) -> torch.Tensor:
     return torch.cat(out, dim=-1)  # (B, ..., d·L)
 
 
+def held_autocorrelations(x: torch.Tensor, c: torch.Tensor, patch: int, lags: tuple[int, ...]) -> torch.Tensor:
+    """:func:`autocorrelations` of ``x + c`` where ``c`` is held over patches, without forming it.
+
+    ``x`` is ``(B, R, T)``; ``c`` is ``(B, R, C, T_p)`` with ``T_p = T // patch``, the value of
+    channel ``C`` over each patch (0 on the last ``T - T_p · patch`` samples). Returns ``(B, R,
+    C · len(lags))``, lag-major, equal to ``autocorrelations`` of the ``(B, T, R, C)`` series
+    ``x(t) + c(t)``. Every term that involves ``c`` is a sum over patches: of ``c`` against sums
+    of ``x`` over shifted patches (read from one cumulative sum), or of ``c`` against itself ``a``
+    and ``a + 1`` patches later, for a lag ``k = a · patch + b``. The only full-length work per lag
+    is one dot product of ``x`` with itself shifted, on one channel and, in training, without
+    gradient: forming the ``C`` corrected series and differentiating their lagged products took
+    a third of a training step at HCP-Rest.
+    """
+    n_times, n_patches = x.shape[-1], c.shape[-1]
+    cum = F.pad(x.cumsum(dim=-1), (1, 0))  # (B, R, T + 1): cum[j] = Σ_{t<j} x(t)
+    starts = torch.arange(n_patches, device=x.device) * patch  # (T_p,) first sample of each patch
+    # cum read at any j in [-margin, T + margin]: Σ_{t<j} x(t) over [0, T), i.e. 0 before and the total after
+    margin = max([k for k in lags if k < n_times], default=0) + patch
+    cum_ext = F.pad(cum, (margin, margin), mode="replicate")  # (B, R, T + 1 + 2 margin)
+
+    def window_sums(offset: int) -> torch.Tensor:
+        # Σ of x over [start + offset, start + offset + patch) ∩ [0, T), for every patch: (B, R, T_p)
+        lo = margin + offset
+        return (cum_ext[..., lo + patch :: patch][..., :n_patches] - cum_ext[..., lo::patch][..., :n_patches])
+
+    def c_dot(w: torch.Tensor) -> torch.Tensor:
+        # Σ_p c_p w_p for w of shape (B, R, T_p) or (T_p,): (B, R, C)
+        return (c @ w[..., None]).squeeze(-1) if w.ndim > 1 else c @ w
+
+    def c_lagged(a: int) -> torch.Tensor:
+        # Σ_p c_p c_{p+a}: (B, R, C)
+        return torch.linalg.vecdot(c[..., : n_patches - a], c[..., a:]) if a < n_patches else c.new_zeros(c.shape[:-1])
+
+    total_x = cum[..., -1:]  # (B, R, 1)
+    mu = (total_x + patch * c.sum(dim=-1)) / n_times  # (B, R, C): each series' mean over time
+    sum_sq = torch.linalg.vecdot(x, x)[..., None] + 2 * c_dot(window_sums(0)) + patch * c_lagged(0)
+    energy = sum_sq - n_times * mu.pow(2) + MOMENT_EPS * n_times  # (B, R, C): Σ_t ũ(t)², ũ centred
+    out = []
+    for k in lags:
+        if k >= n_times:
+            out.append(torch.zeros_like(energy))
+            continue
+        a, b = divmod(k, patch)
+        xx = torch.linalg.vecdot(x[..., :-k], x[..., k:])[..., None]  # (B, R, 1)
+        # Σ_{t<T-k} x(t) c(t+k) + c(t) x(t+k): c against the sums of x over patches shifted by ∓k
+        cross = c_dot(window_sums(-k) + window_sums(k))  # (B, R, C)
+        # Σ_t c(t) c(t+k): a sample of patch p meets patch p+a (patch - b of them) and p+a+1 (b)
+        cc = (patch - b) * c_lagged(a) + (b * c_lagged(a + 1) if b else 0)  # (B, R, C)
+        # Σ_{t<T-k} u(t) and Σ_{t>=k} u(t), for the centring
+        head_count = (n_times - k - starts).clamp(0, patch).to(x.dtype)  # (T_p,): samples before T - k
+        tail_count = (starts + patch - k).clamp(0, patch).to(x.dtype)  # (T_p,): samples from k on
+        head = cum[..., n_times - k, None] + c_dot(head_count)
+        tail = total_x - cum[..., k, None] + c_dot(tail_count)
+        numerator = xx + cross + cc - mu * (head + tail) + (n_times - k) * mu.pow(2)  # Σ_t ũ(t) ũ(t+k)
+        out.append(numerator / energy)
+    return torch.cat(out, dim=-1)  # (B, R, C·L)
+
+
 def remove_shared_components(x: torch.Tensor) -> torch.Tensor:
     """Each ROI's series without the scan's shared components: ``(B, R, T)`` → ``(B, R, T)``.
 
@@ -253,28 +311,41 @@ class RoiPathway(nn.Module):
             self.value = nn.Linear(n_stats, d_model)
             self.roi_value = nn.Parameter(torch.zeros(n_rois, d_model))
 
-    def roi_series(self, xp: torch.Tensor) -> torch.Tensor:
-        """Each ROI's series ``(B, R, T_s)`` plus its learned corrections: ``(B, T_s, R,
-        roi_channels)``; ROI ``r``'s depend on ROI ``r``'s series alone (with ``remove_shared``: on
-        ROI ``r``'s series without the scan's shared components, :func:`remove_shared_components`)."""
+    def corrections(self, xp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The series the ROI-wise part reads, ``(B, R, T_s)`` (with ``remove_shared``: without the
+        scan's shared components, :func:`remove_shared_components`), and its learned corrections
+        per patch, ``(B, T_s // patch, R, roi_channels)``; ROI ``r``'s depend on ROI ``r``'s series
+        alone."""
         if self.remove_shared:
             xp = remove_shared_components(xp)  # (B, R, T_s)
-        batch, _, length = xp.shape
+        batch = xp.shape[0]
         h = self.stem(rearrange(xp, "b r t -> (b r) 1 t"))  # (B·R, roi_d_model, T_s // patch)
         h = rearrange(h, "(b r) d t -> b t r d", b=batch)  # (B, T_p, R, roi_d_model)
         for block in self.blocks:
             h = block(h)  # (B, T_p, R, roi_d_model)
-        c = self.correction(h).repeat_interleave(self.patch, dim=1)  # (B, T_p·patch, R, channels)
-        c = F.pad(c, (0, 0, 0, 0, 0, length - c.shape[1]))  # the tail shorter than a patch: no correction
+        return xp, self.correction(h)  # (B, R, T_s), (B, T_p, R, channels)
+
+    def roi_series(self, xp: torch.Tensor) -> torch.Tensor:
+        """Each ROI's series plus its corrections, held over their patch: ``(B, T_s, R,
+        roi_channels)`` (the tail shorter than a patch is not corrected)."""
+        return self._held(*self.corrections(xp))
+
+    def _held(self, xp: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        c = c.repeat_interleave(self.patch, dim=1)  # (B, T_p·patch, R, channels)
+        c = F.pad(c, (0, 0, 0, 0, 0, xp.shape[-1] - c.shape[1]))  # the tail shorter than a patch: no correction
         return rearrange(xp, "b r t -> b t r 1") + c  # (B, T_s, R, channels)
 
     def roi_features(self, xp: torch.Tensor) -> torch.Tensor:
         """Each ROI's pooled statistics ``(B, R, n_stats)``: ``pooling``'s, then the
-        autocorrelations at ``lags`` (:func:`autocorrelations`)."""
-        u = self.roi_series(xp)  # (B, T_s, R, channels)
+        autocorrelations at ``lags`` (:func:`autocorrelations`, computed patch-wise by
+        :func:`held_autocorrelations`)."""
+        x, c = self.corrections(xp)
+        v = self.pool(self._held(x, c))  # (B, R, n_stats)
         if not self.lags:
-            return self.pool(u)  # (B, R, n_stats)
-        return torch.cat([self.pool(u), autocorrelations(u, self.lags)], dim=-1)  # (B, R, n_stats)
+            return v
+        c = rearrange(c, "b p r c -> b r c p").contiguous()  # (B, R, channels, T_p)
+        r = held_autocorrelations(x, c, self.patch, self.lags)  # (B, R, C·L)
+        return torch.cat([v, r], dim=-1)  # (B, R, n_stats)
 
     def forward(self, xp: torch.Tensor, roi_statistics: list | None = None) -> torch.Tensor:
         """``(B, R, T_s)`` → ``(B, d_model)``. Given a list, ``roi_statistics`` receives the
