@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from neurossm.config import TrainingConfig
+from neurossm.errors import ConfigError
 from neurossm.data.registry import describe_training_defaults, list_datasets, training_defaults
 from neurossm.models.registry import get_model
 from neurossm.training.estimators import TorchEstimator, make_estimator
@@ -91,3 +92,19 @@ def test_custom_defaults_stop_early_and_are_listed():
     lines = describe_training_defaults()
     assert len(lines) == len(list_datasets())
     assert any(line.startswith("CUSTOM") and f"after {custom.patience} epochs" in line for line in lines)
+
+
+def test_a_checkpoint_of_other_options_is_refused_with_the_path_and_what_to_do(tmp_path):
+    # e.g. a run trained before a default changed the network's shape (NeuroSSM's roi_lags)
+    spec = get_model("NeuroSSM")
+    cfg = TrainingConfig(epochs=1, batch_size=8, warmup_epochs=0)
+
+    def build(overrides):
+        return make_estimator(spec, spec.resolve_config({"d_model": 8, "scales": 1, **overrides}, None), n_rois=N_ROIS,
+                              n_classes=2, crop_length=N_TIMES, training=cfg, device=torch.device("cpu"), seed=0)
+
+    path = tmp_path / "checkpoint.pt"
+    build({"roi_lags": None}).save(path)
+    build({"roi_lags": None}).load(path)  # the same options load
+    with pytest.raises(ConfigError, match=r"checkpoint\.pt: the checkpoint does not fit NeuroSSM.*--config"):
+        build({}).load(path)

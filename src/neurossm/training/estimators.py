@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..config import TrainingConfig
 from ..data.preprocess import random_crop, window_batches
+from ..errors import ConfigError
 from ..io import atomic_path
 from ..log import get_logger, progress
 from ..models.registry import ModelSpec
@@ -193,7 +194,16 @@ class TorchEstimator(Estimator):
 
     def load(self, path: str | Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)
-        self.module.load_state_dict(state)
+        try:
+            self.module.load_state_dict(state)
+        except RuntimeError as err:
+            # a run trained with options (or defaults of another version) that build another network
+            first = str(err).splitlines()[1:2] or [str(err)]
+            raise ConfigError(
+                f"{path}: the checkpoint does not fit {self.spec.name} built with {self.config} "
+                f"({first[0].strip()}); it was trained with other options, e.g. defaults of an earlier "
+                f"version: pass the options it was trained with (--config KEY=VALUE) or train it again"
+            ) from None
 
 
 class FeatureEstimator(Estimator):
