@@ -96,3 +96,20 @@ def test_explain_without_config_json_says_what_to_pass(tmp_path):
     with pytest.raises(ConfigError, match=r"no config\.json there.*neurossm train"):
         args.func(args)
     assert cli.main(["explain", "--run", str(empty), "--quiet"]) == 2
+
+
+def test_explain_of_a_run_whose_checkpoint_does_not_fit_its_options_exits_2(holdout_run, tmp_path, caplog):
+    # a run trained under other defaults (here: its recorded roi_lags changed) must not end in a traceback
+    import shutil
+
+    from neurossm.io import write_json
+
+    run, _ = holdout_run
+    old = tmp_path / "old_run"
+    shutil.copytree(run, old)
+    config = read_json(old / "config.json")
+    config["model"]["config"]["roi_lags"] = None
+    write_json(old / "config.json", config)
+    assert cli.main(["explain", "--run", str(old), "--analysis-root", str(tmp_path / "A"), "--quiet"]) == 2
+    assert "checkpoint.pt: the checkpoint does not fit NeuroSSM" in caplog.text
+    assert "Traceback" not in caplog.text
