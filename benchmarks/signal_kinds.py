@@ -22,6 +22,9 @@ A design is judged on the whole suite, not on one generator (issue 12). Kinds (`
     slow fluctuations of ``events`` (``background=factors``): on ``level_shift`` (global background,
     1.5 SD) every model that reads each ROI scores 1.0, which tells no design from another; here
     the learnability probe scores 0.812 +- 0.033 (data seeds 0-2).
+``level_shift_weak``
+    ``level_shift_factors`` at amplitude 0.7 (fixed before any model ran on it): at 1 SD the default
+    and catch22 are both within a seed's spread of 1.0, which tells neither apart.
 ``slow``
     A slow raw oscillation (``signal_form=raw``, scale 2) in 4 of 100 ROIs.
 ``connectivity``
@@ -91,6 +94,8 @@ KINDS: dict[str, dict[str, Any]] = {
     "level_shift": dict(signal_form="diff", n_rois=100, n_scans=160, n_times=200, n_signal_rois=4, amplitude=1.5),
     "level_shift_factors": dict(signal_form="diff", n_rois=166, n_scans=160, n_times=200, signal_fraction=0.05,
                                 amplitude=1.0, background="factors"),
+    "level_shift_weak": dict(signal_form="diff", n_rois=166, n_scans=160, n_times=200, signal_fraction=0.05,
+                             amplitude=0.7, background="factors"),
     "slow": dict(signal_form="raw", n_rois=100, n_scans=160, n_times=200, n_signal_rois=4, amplitude=1.0, scale=2),
     "connectivity": dict(signal_form="connectivity", n_rois=100, n_scans=160, n_times=200, n_signal_rois=5,
                          amplitude=1.0),
@@ -211,18 +216,21 @@ _PLANTED_FORM = {"diff": "diff", "raw": "raw", "events": "diff", "drift": "raw"}
 def cpa_recovery(analysis_root: Path, dataset) -> dict[str, Any] | None:
     """CPA against the ground truth over every test fold's scans (each scan explained once, by the
     model that did not train on it): per class, the recall of its planted ROIs in the top quarter of
-    the class-mean ``cpa_score`` and the dominant pathway of each planted ROI
-    (:func:`neurossm.reference.recovery.planted_recovery`, as the demo reports it)."""
+    the class-mean ``cpa_score``, the dominant pathway of each planted ROI
+    (:func:`neurossm.reference.recovery.planted_recovery`, as the demo reports it) and the class
+    mean of each pathway's importance (``pathway_importance``: how much of a class' decision each
+    pathway carries, which decides the dominant pathway of every ROI of the class)."""
     from neurossm.explain.files import find_cpa_files, read_cpa_fields
     from neurossm.reference.recovery import planted_recovery
 
     truth = dataset.ground_truth
     if not truth or "signal_rois" not in truth:
         return None
-    scans = [read_cpa_fields(f, ("cpa_score", "dominant_pathway", "label", "pathway_names"))
+    scans = [read_cpa_fields(f, ("cpa_score", "dominant_pathway", "label", "pathway_names", "pathway_importance"))
              for f in find_cpa_files(analysis_root)]
     scores = np.stack([s["cpa_score"] for s in scans])  # (S, R)
     dominant = np.stack([s["dominant_pathway"] for s in scans])  # (S, R)
+    importance = np.stack([s["pathway_importance"] for s in scans])  # (S, P)
     labels = np.array([int(s["label"]) for s in scans])
     names = [str(n) for n in scans[0]["pathway_names"]]
     signals = truth.get("class_signal") or {c: truth["signal_form"] for c in dataset.class_names}
@@ -231,7 +239,9 @@ def cpa_recovery(analysis_root: Path, dataset) -> dict[str, Any] | None:
         form = _PLANTED_FORM.get(str(signals.get(c)), "connectivity")
         rec = planted_recovery(scores, dominant, labels, names, truth["signal_rois"], dataset.class_names, form)[c]
         out[c] = {"signal": signals.get(c), **{k: rec[k] for k in ("recall_top25", "pathway_agreement",
-                                                                  "planted_dominant", "n_scans")}}
+                                                                  "planted_dominant", "n_scans")},
+                  "pathway_importance": dict(zip(names, np.round(importance[labels == dataset.class_names.index(c)]
+                                                                 .mean(axis=0), 4).tolist()))}
     return out
 
 
