@@ -86,16 +86,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# level shifts in 5 % of 166 ROIs on the factor background; two kinds differ in amplitude only
+_FACTOR_SHIFTS: dict[str, Any] = dict(signal_form="diff", n_rois=166, n_scans=160, n_times=200,
+                                      signal_fraction=0.05, background="factors")
 KINDS: dict[str, dict[str, Any]] = {
     "events": dict(signal_form="events", n_rois=166, n_scans=160, n_times=200, signal_fraction=0.07,
                    amplitude=1.1, event_width=3),
     "events_400": dict(signal_form="events", n_rois=400, n_scans=200, n_times=200, signal_fraction=0.05,
                        amplitude=1.5, event_width=2),
     "level_shift": dict(signal_form="diff", n_rois=100, n_scans=160, n_times=200, n_signal_rois=4, amplitude=1.5),
-    "level_shift_factors": dict(signal_form="diff", n_rois=166, n_scans=160, n_times=200, signal_fraction=0.05,
-                                amplitude=1.0, background="factors"),
-    "level_shift_weak": dict(signal_form="diff", n_rois=166, n_scans=160, n_times=200, signal_fraction=0.05,
-                             amplitude=0.7, background="factors"),
+    "level_shift_factors": {**_FACTOR_SHIFTS, "amplitude": 1.0},
+    "level_shift_weak": {**_FACTOR_SHIFTS, "amplitude": 0.7},
     "slow": dict(signal_form="raw", n_rois=100, n_scans=160, n_times=200, n_signal_rois=4, amplitude=1.0, scale=2),
     "connectivity": dict(signal_form="connectivity", n_rois=100, n_scans=160, n_times=200, n_signal_rois=5,
                          amplitude=1.0),
@@ -235,13 +236,12 @@ def cpa_recovery(analysis_root: Path, dataset) -> dict[str, Any] | None:
     names = [str(n) for n in scans[0]["pathway_names"]]
     signals = truth.get("class_signal") or {c: truth["signal_form"] for c in dataset.class_names}
     out = {}
-    for c in dataset.class_names:
+    for index, c in enumerate(dataset.class_names):
         form = _PLANTED_FORM.get(str(signals.get(c)), "connectivity")
         rec = planted_recovery(scores, dominant, labels, names, truth["signal_rois"], dataset.class_names, form)[c]
         out[c] = {"signal": signals.get(c), **{k: rec[k] for k in ("recall_top25", "pathway_agreement",
                                                                   "planted_dominant", "n_scans")},
-                  "pathway_importance": dict(zip(names, np.round(importance[labels == dataset.class_names.index(c)]
-                                                                 .mean(axis=0), 4).tolist()))}
+                  "pathway_importance": dict(zip(names, np.round(importance[labels == index].mean(axis=0), 4).tolist()))}
     return out
 
 
