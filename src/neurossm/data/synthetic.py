@@ -31,6 +31,19 @@ scan of class ``c`` carries the signal in ``signal_rois[c]`` only. Three signal 
     background standard deviations, added on top of the background; ``class0`` carries instead a
     slow drift (AR(1), phi = 0.98) in its own signal ROIs, of the same expected energy (sum of
     squares over the scan) as the events. Nothing is put into the correlations on purpose.
+``"arrow"``, ``"propagation"``, ``"event_order"`` (the *order* forms; two classes)
+    Time-reversal pairs: ``class1`` carries a signal in the forward orientation, ``class0`` the
+    same signal played backwards (:func:`order_signal`), in the same signal ROIs (every class lists
+    the same ones). Stationary Gaussian backgrounds are time-reversible, so reversing every scan of
+    one class gives the other class' distribution: every statistic that does not change when a scan
+    is reversed (a ROI's energy, tail weight, autocorrelation or spectrum, zero-lag connectivity, the
+    size of a lagged cross-correlation) is equal in distribution between the classes, and only a
+    model that reads the direction of time can tell them apart. ``"arrow"``: transients that rise in
+    one sample and decay over several (``class0``: rise slowly, drop at once); ``"propagation"``:
+    smooth bumps in the first half of the signal ROIs, repeated a few samples later in the second
+    half (``class0``: second half first); ``"event_order"``: in each signal ROI, a one-sample spike
+    followed after a short gap by a wider box (``class0``: box, then spike). Shapes, widths, lags and
+    heights are drawn per event. Background ``"factors"`` by default.
 ``"mixture"``
     Each class' signal ROIs are split, in order, into groups carrying events, level shifts
     (``"diff"``), a slow oscillation (``"raw"``) and a shared fluctuation (``"connectivity"``);
@@ -70,7 +83,9 @@ from .registry import (DatasetOption, DatasetSpec, boolean, int_lists, name_list
                        optional_str, register_dataset)
 from .scans import Scan, ScanDataset, assemble
 
-SIGNAL_FORMS = ("diff", "raw", "connectivity", "events", "mixture")
+# the forms whose two classes are a time-reversal pair (one set of signal ROIs for both)
+ORDER_FORMS = ("arrow", "propagation", "event_order")
+SIGNAL_FORMS = ("diff", "raw", "connectivity", "events", "mixture", *ORDER_FORMS)
 # "mixture": the forms its signal ROIs carry, in this order
 MIXTURE_FORMS = ("events", "diff", "raw", "connectivity")
 NOISE_KINDS = ("ar1", "white")
@@ -112,6 +127,7 @@ def make_synthetic(
     event_width: int = 3,
     n_events: int = 5,
     event_filler: bool = True,
+    order_lag: int = 4,
 ) -> ScanDataset:
     """Generate a balanced synthetic dataset, deterministically from ``seed``.
 
@@ -163,7 +179,13 @@ def make_synthetic(
         ``"events"`` and ``"mixture"``: in a scan of another class, a class' event ROIs get AR(1)
         filler of the events' energy and first-difference energy, so that only the events' shape
         sets them apart (``True``, the harder task); ``False`` leaves them as background, so the
-        events also raise their ROIs' high-frequency energy (the form of issue 12's report).
+        events also raise their ROIs' high-frequency energy.
+    order_lag : int
+        Order forms: the longest lag between the two parts of an ordered event, in samples (the
+        delay from the first to the second half of the ROIs for ``"propagation"``, the gap from
+        spike to box for ``"event_order"``); each event draws its own from half of it up to it.
+        ``event_width`` sets the events' extent there (the longest decay time constant of
+        ``"arrow"``, the widest bump or box of the others).
 
     Returns
     -------
@@ -174,9 +196,11 @@ def make_synthetic(
     names = _class_names(class_names, n_classes)
     _check(n_scans, n_subjects, n_rois, n_times, n_classes, signal_form, scale, amplitude, noise)
     if background is None:
-        background = "factors" if signal_form in ("events", "mixture") else "global"
+        background = "factors" if signal_form in ("events", "mixture", *ORDER_FORMS) else "global"
     _check_new(n_rois, n_times, signal_form, background, n_factors, factor_phi, factor_ratio, event_width,
                n_events, signal_fraction)
+    if signal_form in ORDER_FORMS:
+        _check_order(signal_form, n_classes, n_times, event_width, order_lag)
     if signal_fraction is not None:
         n_signal_rois = max(1, round(signal_fraction * n_rois))
     if atlas in ATLASES and ATLASES[atlas].n_rois != n_rois:
@@ -185,7 +209,12 @@ def make_synthetic(
     # A fifth stream for the "factors" background: spawn(5)[:4] equals spawn(4), so the older forms
     # give the same data as before it existed.
     roi_seq, label_seq, noise_seq, signal_seq, factor_seq = np.random.SeedSequence(seed).spawn(5)
-    rois = _signal_rois(signal_rois, names, n_rois, n_signal_rois, np.random.default_rng(roi_seq))
+    if signal_form in ORDER_FORMS and signal_rois is None:
+        # a reversal pair: both classes carry their signal in the same ROIs
+        shared_rois = _signal_rois(None, names[:1], n_rois, n_signal_rois, np.random.default_rng(roi_seq))[0]
+        signal_rois = [shared_rois] * n_classes
+    rois = _signal_rois(signal_rois, names, n_rois, n_signal_rois, np.random.default_rng(roi_seq),
+                        shared=signal_form in ORDER_FORMS)
     roi_forms = _roi_forms(signal_form, rois)
 
     label_rng = np.random.default_rng(label_seq)
@@ -209,7 +238,7 @@ def make_synthetic(
         c = int(labels[i])
         own = private[i].copy()
         for form, idx in roi_forms[c]:
-            if form != "events":
+            if form not in ("events", *ORDER_FORMS):
                 signal = _signal(form, len(idx), n_times, scale, noise, signal_rng)
                 own[idx] = _normalise(own[idx] + amplitude * signal)
         # Every class' event ROIs get the same added energy in every scan (its own form in scans of
@@ -227,6 +256,10 @@ def make_synthetic(
         for idx, kind in events:
             # the background has unit variance here, so the height is in background SDs
             x[idx] += amplitude * event_signal(kind, len(idx), n_times, event_width, n_events, signal_rng)
+        if signal_form in ORDER_FORMS:
+            idx = roi_forms[c][0][1]
+            x[idx] += amplitude * order_signal(signal_form, len(idx), n_times, event_width, n_events, order_lag,
+                                               signal_rng, reverse=c == 0)
         scans.append(Scan(f"scan{i:0{width}d}", f"sub{int(subjects[i]):0{width}d}", c, zscore(x),
                           {"source": f"synthetic(seed={seed})"}))
 
@@ -252,6 +285,10 @@ def make_synthetic(
         truth.update(n_factors=int(n_factors), factor_phi=float(factor_phi), factor_ratio=float(factor_ratio))
     if signal_form in ("events", "mixture"):
         truth.update(event_width=int(event_width), n_events=int(n_events), event_filler=bool(event_filler))
+    if signal_form in ORDER_FORMS:
+        truth.update(event_width=int(event_width), n_events=int(n_events), order_lag=int(order_lag),
+                     class_signal={n: f"{signal_form} ({'reversed' if c == 0 else 'forward'})"
+                                   for c, n in enumerate(names)})
     if signal_form == "events":
         truth["class_signal"] = {n: ("drift" if c == 0 else "events") for c, n in enumerate(names)}
     if signal_form == "mixture":
@@ -315,6 +352,51 @@ def event_signal(kind: str, n: int, n_times: int, max_width: int, n_events: int,
     energy = n_events * (1 + max_width) / 2
     phi = DRIFT_PHI if kind == "drift" else NOISE_PHI
     return _normalise(_ar1(rng.standard_normal((n, n_times + _BURN_IN)), phi)) * math.sqrt(energy / n_times)
+
+
+def order_signal(form: str, n: int, n_times: int, width: int, n_events: int, max_lag: int,
+                 rng: np.random.Generator, reverse: bool = False) -> np.ndarray:
+    """Additive signal of an order form, ``(n, n_times)``, in background standard deviations.
+
+    ``n_events`` events per scan, each at a random time where it fits, with a height drawn from
+    0.75 to 1.25. ``"arrow"``: in every row, a transient ``exp(-(t - t0) / tau)`` from its peak on
+    (a one-sample rise), ``tau`` from ``width / 4`` to ``width / 2`` samples, cut at ``3 tau``. ``"propagation"``: a Gaussian bump (SD from ``width / 8`` to
+    ``width / 4`` samples) in every row of the first half (the second when ``n`` is odd gets the
+    extra row), and the same bump ``lag`` samples later in every row of the second half.
+    ``"event_order"``: in every row, a one-sample spike, then after ``lag`` samples a box of 2 to
+    ``width // 2`` samples of the same height. Lags are drawn from ``ceil(max_lag / 2)``
+    to ``max_lag``. ``reverse=True`` returns the signal played backwards: every shape above is
+    symmetric or a mirror of the other class', so the pair differs in the direction of time alone.
+    """
+    out = np.zeros((n, n_times))
+    lo_lag = max(1, math.ceil(max_lag / 2))
+    t = np.arange(n_times)
+    if form == "propagation":
+        first = max(1, n // 2)
+        for _ in range(n_events):
+            sd = rng.uniform(width / 8, width / 4)
+            lag = int(rng.integers(lo_lag, max_lag + 1))
+            reach = math.ceil(3 * sd)
+            t0 = rng.uniform(reach, n_times - reach - lag)
+            heights = rng.uniform(0.75, 1.25, size=n)
+            out[:first] += heights[:first, None] * np.exp(-0.5 * ((t - t0) / sd) ** 2)
+            out[first:] += heights[first:, None] * np.exp(-0.5 * ((t - t0 - lag) / sd) ** 2)
+    else:
+        for r in range(n):
+            for _ in range(n_events):
+                height = rng.uniform(0.75, 1.25)
+                if form == "arrow":
+                    tau = rng.uniform(width / 4, width / 2)
+                    extent = math.ceil(3 * tau)
+                    t0 = int(rng.integers(0, n_times - extent))
+                    out[r, t0 : t0 + extent] += height * np.exp(-np.arange(extent) / tau)
+                else:
+                    lag = int(rng.integers(lo_lag, max_lag + 1))
+                    box = int(rng.integers(2, max(2, width // 2) + 1))
+                    t0 = int(rng.integers(0, n_times - lag - box))
+                    out[r, t0] += height
+                    out[r, t0 + lag : t0 + lag + box] += height
+    return out[:, ::-1].copy() if reverse else out
 
 
 def _event_kind(signal_form: str, c: int) -> str:
@@ -405,8 +487,16 @@ def _check_new(n_rois, n_times, form, background, n_factors, factor_phi, factor_
         raise ConfigError(f"signal_fraction={signal_fraction}; give a fraction of the {n_rois} ROIs in (0, 0.5]")
 
 
+def _check_order(form, n_classes, n_times, event_width, order_lag) -> None:
+    if n_classes != 2:
+        raise ConfigError(f"signal_form={form!r} makes a time-reversal pair: n_classes must be 2, not {n_classes}")
+    if not (2 <= event_width <= n_times // 8 and 1 <= order_lag <= n_times // 8):
+        raise ConfigError(f"event_width={event_width}, order_lag={order_lag}; for signal_form={form!r} give "
+                          f"2 <= event_width <= n_times / 8 = {n_times // 8} and 1 <= order_lag <= {n_times // 8}")
+
+
 def _signal_rois(given, names: tuple[str, ...], n_rois: int, per_class: int,
-                 rng: np.random.Generator) -> list[list[int]]:
+                 rng: np.random.Generator, shared: bool = False) -> list[list[int]]:
     n_classes = len(names)
     if given is None:
         if per_class < 1 or per_class * n_classes > n_rois:
@@ -426,6 +516,9 @@ def _signal_rois(given, names: tuple[str, ...], n_rois: int, per_class: int,
     for c, group in enumerate(given):
         if not group or any(not 0 <= int(r) < n_rois for r in group) or len(set(group)) != len(group):
             raise ConfigError(f"signal_rois for {names[c]}: {group}; give distinct ROI indices in [0, {n_rois})")
+    if shared and any(sorted(g) != sorted(given[0]) for g in given):
+        raise ConfigError(f"signal_rois {given}: the order forms are time-reversal pairs; give every class the "
+                          "same ROIs")
     return [sorted(int(r) for r in g) for g in given]
 
 
@@ -462,5 +555,6 @@ register_dataset(DatasetSpec(
         "n_events": DatasetOption(5, int, "events: events per signal ROI per scan"),
         "event_filler": DatasetOption(True, boolean, "events: matched-energy AR(1) filler in the other "
                                       "classes' event ROIs (false: background only)"),
+        "order_lag": DatasetOption(4, int, "order forms: longest lag between an ordered event's two parts"),
     },
     training=TrainingConfig(epochs=15, batch_size=16, lr=2e-3, warmup_epochs=1)))
