@@ -7,7 +7,7 @@ import torch
 
 from neurossm.errors import ConfigError
 from neurossm.models import get_model
-from neurossm.models.neurossm import (MOMENT_EPS, NeuroSSM, autocorrelations, held_autocorrelations, log_moments,
+from neurossm.models.neurossm import (MOMENT_EPS, DirectionReadout, NeuroSSM, autocorrelations, held_autocorrelations, log_moments,
                                       pathway_signal, remove_shared_components)
 
 
@@ -222,12 +222,22 @@ def test_autocorrelations_tell_a_slow_oscillation_from_noise_of_the_same_power()
                          atol=0.05)
 
 
-def test_hybrid_pathway_is_the_sum_of_its_roi_and_time_parts():
-    model = _trained_looking(_tiny(encoder="hybrid"))
-    x = torch.randn(2, 5, 16, dtype=torch.float64)
-    pathway, xp = model.pathways[2], model.pathway_inputs(x)[2]
+def test_hybrid_model_with_its_time_parts_silenced_classifies_as_the_roi_model_with_the_same_weights():
+    # a property of the whole model (pathway inputs, ROI statistics, fusion, head), not of one
+    # forward line: the per-time-step part adds to the ROI-wise part and nothing else reads it
+    hybrid = _trained_looking(_tiny(encoder="hybrid"))
+    roi_only = _tiny(encoder="roi")
+    state = {k.replace(".roi.", ".", 1): v for k, v in hybrid.state_dict().items() if ".time." not in k}
+    roi_only.load_state_dict(state)  # strict: the ROI-wise parts and the fusion and head, nothing left over
+    x = torch.randn(3, 5, 16, dtype=torch.float64)
     with torch.no_grad():
-        torch.testing.assert_close(pathway(xp), pathway.roi(xp) + pathway.time(xp))
+        assert not torch.allclose(hybrid(x), roi_only(x))  # the time parts did contribute
+        for pathway in hybrid.pathways:
+            for p in pathway.time.parameters():
+                p.zero_()
+        torch.testing.assert_close(hybrid(x), roi_only(x))
+        mask = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=torch.float64)
+        torch.testing.assert_close(hybrid(x, mask), roi_only(x, mask))
 
 
 def test_time_encoder_with_moments_pooling_reads_the_energy_of_spatial_filters():
@@ -305,3 +315,42 @@ def test_remove_shared_components_is_the_same_through_the_gram_matrix_of_a_short
     u = vecs[:, vals > (1 + np.sqrt(40 / 30)) ** 2]
     assert u.shape[1] == 2
     np.testing.assert_allclose(out[0].numpy(), scale[0].numpy() * (z - u @ (u.T @ z)), atol=1e-8)
+
+
+def test_direction_readout_changes_sign_exactly_when_time_is_reversed():
+    torch.manual_seed(0)
+    readout = DirectionReadout(4, 4, 4, 2, "cpu").double()
+    for shape in ((3, 20, 4), (2, 12, 5, 4)):  # plain and grouped (one sequence per ROI)
+        h = torch.randn(*shape, dtype=torch.float64)
+        forward, backward = readout(h), readout(h.flip(1))
+        assert forward.shape == (*shape[:1], *shape[2:-1], 8)
+        torch.testing.assert_close(backward, -forward)
+        assert forward.abs().mean() > 1e-3  # it does read the order of these random sequences
+    # a sequence that reads the same both ways has no direction
+    h = torch.randn(2, 9, 4, dtype=torch.float64)
+    palindrome = torch.cat([h, h.flip(1)[:, 1:]], dim=1)
+    torch.testing.assert_close(readout(palindrome), torch.zeros(2, 8, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("order_readout", ["none", "roi", "time", "both"])
+def test_order_readout_is_the_only_part_whose_roi_statistics_see_a_reversal(order_readout):
+    model = _tiny(encoder="hybrid", order_readout=order_readout, roi_patch=1, roi_remove_shared=False,
+                  roi_lags=(1, 2))
+    x = torch.randn(3, 5, 16, dtype=torch.float64)
+    roi = model.pathways[0].roi
+    n_sym = roi.pool.out_features + roi.correction.out_features * len(roi.lags)
+    v, v_rev = roi.roi_features(x), roi.roi_features(x.flip(-1))
+    # untrained, the corrections are zero: energy, tail weight and autocorrelations of the input itself
+    torch.testing.assert_close(v_rev[..., :n_sym], v[..., :n_sym])
+    assert v.shape[-1] == n_sym + (8 if order_readout in ("roi", "both") else 0)
+    if order_readout in ("roi", "both"):
+        torch.testing.assert_close(v_rev[..., n_sym:], -v[..., n_sym:])
+    assert (model.pathways[0].time.direction is not None) == (order_readout in ("time", "both"))
+    model(x).sum().backward()  # every part is differentiable
+
+
+def test_order_readout_is_checked_and_its_preset_turns_it_on():
+    with pytest.raises(ConfigError, match="order_readout"):
+        _tiny(order_readout="sideways")
+    assert get_model("NeuroSSM").resolve_config()["order_readout"] == "none"
+    assert get_model("NeuroSSM").resolve_config(preset="order_readout")["order_readout"] == "both"

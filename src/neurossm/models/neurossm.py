@@ -34,6 +34,7 @@ FORMS = ("raw", "diff")
 POOLINGS = ("mean", "abs_mean", "max", "attention", "moments")
 FUSIONS = ("gate", "concat", "mean")
 ENCODERS = ("time", "roi", "hybrid")
+ORDER_READOUTS = ("both", "roi", "time", "none")
 ROI_MIXERS = ("linear", "score", "attention")
 
 
@@ -220,6 +221,51 @@ class TemporalPooling(nn.Module):
         return (weights * h).sum(dim=1)  # (B, ..., d)
 
 
+def stream_statistics(y: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Per feature, over time (axis 1), the mean product of a state-space stream ``y`` with the
+    present input ``h`` and with its square: ``(B, T, ..., d)`` twice → ``(B, ..., 2 d)``.
+
+    The stream's state summarises the past, so ``h(t) y(t)`` are lagged products of present and
+    past (their asymmetry in time is which feature leads), and ``h(t)² y(t)`` lagged third-order
+    products, ``E[h(t)² h(t − k)]``, whose difference from ``E[h(t)² h(t + k)]`` is the classic
+    test statistic of time reversibility (Ramsey & Rothman, 1996): a response that rises at once
+    and decays slowly meets its peak after small values, its mirror image after large ones.
+    """
+    return torch.cat([(h * y).mean(dim=1), (h.pow(2) * y).mean(dim=1)], dim=-1)
+
+
+class DirectionReadout(nn.Module):
+    """What a selective state-space model reads from a sequence played forwards that it does not
+    read from the same sequence played backwards.
+
+    One :class:`~neurossm.ssm.mamba.Mamba` (one set of weights) runs over the features ``h`` in
+    time order and over ``h`` reversed; each stream is pooled over time
+    (:func:`stream_statistics`: mean and log energy of every output feature) and the result is
+    the forward stream's statistics minus the backward stream's, ``(B, [G,] 2 d)``. Pooling does
+    not depend on the order of time steps, so reversing ``h`` swaps the two streams: the read-out
+    changes sign exactly, and it is zero for a sequence that reads the same both ways. The
+    statistics every other part pools (energies, tail weights, autocorrelations) are unchanged
+    by a reversal; this one carries what they cannot: which way a response's shape runs, which
+    region leads another. Without the state-space layer the two streams would be the same
+    per-step map pooled over the same steps, and the difference would vanish: the causal scan is
+    what reads order here (its gate ``silu(z(t))`` times a state built from the past gives lagged
+    products of past and present, whose asymmetry in time is the signal).
+    """
+
+    def __init__(self, d_model: int, d_state: int, d_conv: int, expand: int, backend: str) -> None:
+        super().__init__()
+        # steps of 0.05 to 0.5: a memory of a few samples, the lags at which one part of a response
+        # follows another (mamba-ssm's default, 0.001 to 0.1, remembers tens to thousands)
+        self.mamba = Mamba(d_model, d_state=d_state, d_conv=d_conv, expand=expand, backend=backend,
+                           dt_min=0.05, dt_max=0.5)
+        self.out_features = 2 * d_model
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        both = torch.cat([h, h.flip(1)], dim=0)  # (2B, T, [G,] d): forward, then reversed
+        forward, backward = stream_statistics(self.mamba(both), both).chunk(2, dim=0)  # (B, [G,] 2d) each
+        return forward - backward  # (B, [G,] 2d)
+
+
 class Pathway(nn.Module):
     """The ``"time"`` encoder: ROI embedding per time step → residual Mamba blocks → temporal
     pooling → one vector.
@@ -229,11 +275,14 @@ class Pathway(nn.Module):
     energy that pooling measures); pooled statistics of another width than ``d_model`` are
     projected to it. The embedding then acts as a bank of spatial filters whose output energies
     are read, as in common-spatial-pattern decoding: what a change in the coupling between ROIs
-    changes.
+    changes. With ``direction``, a :class:`DirectionReadout` of the features is added (through
+    its own linear map to ``d_model``): which way the spatial filters' outputs run in time, e.g.
+    which of two regions leads.
     """
 
     def __init__(self, n_rois: int, d_model: int, width: int, n_layers: int, d_state: int, d_conv: int,
-                 expand: int, bidirectional: bool, pooling: str, drop_prob: float, backend: str) -> None:
+                 expand: int, bidirectional: bool, pooling: str, drop_prob: float, backend: str,
+                 direction: bool = False) -> None:
         super().__init__()
         self.embed = nn.Linear(n_rois, width)
         self.blocks = nn.ModuleList(
@@ -244,6 +293,9 @@ class Pathway(nn.Module):
         self.pool = TemporalPooling(pooling, width)
         n_out = self.pool.out_features
         self.out = nn.Sequential(nn.Dropout(drop_prob), nn.Linear(n_out, d_model)) if n_out != d_model else None
+        self.direction = DirectionReadout(width, d_state, d_conv, expand, backend) if direction else None
+        if direction:
+            self.direction_out = nn.Linear(self.direction.out_features, d_model)
 
     def forward(self, xp: torch.Tensor, roi_statistics: list | None = None) -> torch.Tensor:
         # (``roi_statistics``: the encoders' common signature; this one has no per-ROI statistics)
@@ -251,7 +303,10 @@ class Pathway(nn.Module):
         for block in self.blocks:
             h = block(h)  # (B, T_s, width)
         v = self.pool(self.norm(h))  # (B, width), or (B, 2 width) for moments
-        return self.out(v) if self.out is not None else v  # (B, d_model)
+        v = self.out(v) if self.out is not None else v  # (B, d_model)
+        if self.direction is not None:
+            v = v + self.direction_out(self.direction(h))  # (B, d_model)
+        return v
 
 
 class RoiPathway(nn.Module):
@@ -282,7 +337,7 @@ class RoiPathway(nn.Module):
     def __init__(self, n_rois: int, d_model: int, roi_d_model: int, roi_d_state: int, roi_patch: int,
                  roi_channels: int, roi_mixer: str, n_layers: int, d_conv: int, expand: int, bidirectional: bool,
                  pooling: str, drop_prob: float, backend: str, remove_shared: bool = False,
-                 lags: tuple[int, ...] = ()) -> None:
+                 lags: tuple[int, ...] = (), direction: bool = False) -> None:
         super().__init__()
         self.patch = roi_patch
         self.remove_shared = remove_shared
@@ -297,7 +352,11 @@ class RoiPathway(nn.Module):
         nn.init.zeros_(self.correction.weight)
         nn.init.zeros_(self.correction.bias)
         self.pool = TemporalPooling(pooling, roi_channels)
-        n_stats = self.pool.out_features + roi_channels * len(self.lags)
+        # weights shared by all ROIs, like the stem: one grouped scan per direction
+        self.direction = (DirectionReadout(roi_d_model, roi_d_state, d_conv, expand, backend) if direction
+                          else None)
+        n_stats = (self.pool.out_features + roi_channels * len(self.lags)
+                   + (self.direction.out_features if direction else 0))
         self.drop = nn.Dropout(drop_prob)
         self.roi_mixer = roi_mixer
         if roi_mixer == "linear":
@@ -316,6 +375,12 @@ class RoiPathway(nn.Module):
         scan's shared components, :func:`remove_shared_components`), and its learned corrections
         per patch, ``(B, T_s // patch, R, roi_channels)``; ROI ``r``'s depend on ROI ``r``'s series
         alone."""
+        xp, h = self.encode(xp)
+        return xp, self.correction(h)  # (B, R, T_s), (B, T_p, R, channels)
+
+    def encode(self, xp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The series the ROI-wise part reads, ``(B, R, T_s)``, and its per-patch features ``(B,
+        T_s // patch, R, roi_d_model)`` (stem, then the per-ROI blocks)."""
         if self.remove_shared:
             xp = remove_shared_components(xp)  # (B, R, T_s)
         batch = xp.shape[0]
@@ -323,7 +388,7 @@ class RoiPathway(nn.Module):
         h = rearrange(h, "(b r) d t -> b t r d", b=batch)  # (B, T_p, R, roi_d_model)
         for block in self.blocks:
             h = block(h)  # (B, T_p, R, roi_d_model)
-        return xp, self.correction(h)  # (B, R, T_s), (B, T_p, R, channels)
+        return xp, h
 
     def roi_series(self, xp: torch.Tensor) -> torch.Tensor:
         """Each ROI's series plus its corrections, held over their patch: ``(B, T_s, R,
@@ -338,14 +403,17 @@ class RoiPathway(nn.Module):
     def roi_features(self, xp: torch.Tensor) -> torch.Tensor:
         """Each ROI's pooled statistics ``(B, R, n_stats)``: ``pooling``'s, then the
         autocorrelations at ``lags`` (:func:`autocorrelations`, computed patch-wise by
-        :func:`held_autocorrelations`)."""
-        x, c = self.corrections(xp)
-        v = self.pool(self._held(x, c))  # (B, R, n_stats)
-        if not self.lags:
-            return v
-        c = rearrange(c, "b p r c -> b r c p").contiguous()  # (B, R, channels, T_p)
-        r = held_autocorrelations(x, c, self.patch, self.lags)  # (B, R, C·L)
-        return torch.cat([v, r], dim=-1)  # (B, R, n_stats)
+        :func:`held_autocorrelations`), then the direction read-out of the ROI's features
+        (:class:`DirectionReadout`)."""
+        x, h = self.encode(xp)
+        c = self.correction(h)  # (B, T_p, R, channels)
+        parts = [self.pool(self._held(x, c))]  # (B, R, ·)
+        if self.lags:
+            c = rearrange(c, "b p r c -> b r c p").contiguous()  # (B, R, channels, T_p)
+            parts.append(held_autocorrelations(x, c, self.patch, self.lags))  # (B, R, C·L)
+        if self.direction is not None:
+            parts.append(self.direction(h))  # (B, R, 2 roi_d_model)
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]  # (B, R, n_stats)
 
     def forward(self, xp: torch.Tensor, roi_statistics: list | None = None) -> torch.Tensor:
         """``(B, R, T_s)`` → ``(B, d_model)``. Given a list, ``roi_statistics`` receives the
@@ -408,6 +476,8 @@ _FIRST_ROI_WISE = {"roi_remove_shared": False, "roi_n_layers": None, "roi_lags":
         "keep_shared": {"roi_remove_shared": False},
         "roi_mamba": {"roi_n_layers": None},
         "no_lags": {"roi_lags": None},
+        # the direction read-out in both parts (docs/models.md: not yet above chance on the order kinds)
+        "order_readout": {"order_readout": "both"},
         "hybrid": dict(_FIRST_ROI_WISE),
         "roi": {"encoder": "roi", **_FIRST_ROI_WISE},
         # one difference pathway with the per-ROI Mamba: the best-measured configuration on events
@@ -468,6 +538,14 @@ class NeuroSSM(nn.Module):
         autocorrelation is added to its statistics (:func:`autocorrelations`; the spectral shape
         that tells a slow oscillation from noise of the same power). ``None`` (``--config
         roi_lags=null``): energy and tail weight alone.
+    order_readout : str
+        Which parts read the direction of time (:class:`DirectionReadout`: one Mamba run forwards
+        and backwards over the part's features, the difference of the two streams' pooled
+        statistics, which changes sign when a scan is reversed): ``"none"`` (default: the ROI-wise
+        statistics are then unchanged by a reversal), ``"both"``, ``"roi"`` (each ROI's own
+        features: the shape of its responses) or ``"time"`` (the spatial filters' outputs: which
+        region leads). Experimental: on the suite's order kinds it carries direction (the reversal
+        diagnostic) but has not yet learned to use it from 128 training scans (docs/models.md).
     time_d_model : int or None
         ``"time"`` part: width of the per-time-step embedding and its Mamba (``None``, ``--config time_d_model=null``: ``d_model``).
     roi_mixer : str
@@ -534,13 +612,15 @@ class NeuroSSM(nn.Module):
         roi_remove_shared: bool = True,
         roi_n_layers: int | None = 0,
         roi_lags: tuple[int, ...] | None = (1, 2, 4, 8),
+        order_readout: str = "none",
     ) -> None:
         super().__init__()
         scales, forms = tuple(int(s) for s in scales), tuple(str(f) for f in forms)
         if not scales or not forms or any(s < 1 for s in scales):
             raise ConfigError(f"NeuroSSM needs at least one scale ≥ 1 and one form; got scales={scales}, forms={forms}")
         for value, allowed, what in ((pooling, POOLINGS, "pooling"), (fusion, FUSIONS, "fusion"),
-                                     (encoder, ENCODERS, "encoder"), (roi_mixer, ROI_MIXERS, "roi_mixer")):
+                                     (encoder, ENCODERS, "encoder"), (roi_mixer, ROI_MIXERS, "roi_mixer"),
+                                     (order_readout, ORDER_READOUTS, "order_readout")):
             if value not in allowed:
                 raise ConfigError(f"NeuroSSM {what}={value!r}; choose one of {allowed}")
         if any(f not in FORMS for f in forms):
@@ -572,11 +652,11 @@ class NeuroSSM(nn.Module):
             return RoiPathway(n_rois, d_model, int(roi_d_model), int(roi_d_state), int(roi_patch), int(roi_channels),
                               roi_mixer, n_layers if roi_n_layers is None else int(roi_n_layers), d_conv, expand,
                               bidirectional, pooling, drop_prob, scan_backend,
-                              bool(roi_remove_shared), lags)
+                              bool(roi_remove_shared), lags, direction=order_readout in ("both", "roi"))
 
         def time() -> Pathway:
             return Pathway(n_rois, d_model, width, n_layers, d_state, d_conv, expand, bidirectional, pooling,
-                           drop_prob, scan_backend)
+                           drop_prob, scan_backend, direction=order_readout in ("both", "time"))
 
         def pathway() -> nn.Module:
             return {"roi": roi, "time": time, "hybrid": lambda: HybridPathway(roi(), time())}[encoder]()
