@@ -220,3 +220,337 @@ def test_cpu_fallback_for_a_gpu_request_is_said_once(tmp_path, messages, monkeyp
     said = [r for r in records if "CUDA is not available" in r.getMessage()]
     said += [w for w in recwarn if "CUDA is not available" in str(w.message)]
     assert len(said) == 1
+
+
+# Hostile input and faults (issue 25) ------------------------------------------------------------
+
+def _custom(tmp_path, labels=None, subjects=None, **kw) -> Path:
+    labels = labels or ["a", "b"] * 4
+    subjects = subjects or [f"p{i}" for i in range(len(labels))]
+    return custom_folder(tmp_path / "data", labels, subjects, **kw)
+
+
+def _train_custom(tmp_path, root, *args: str, runner=main) -> int:
+    return train(tmp_path, "--dataset", "CUSTOM", "--data-root", str(root), "--model", "FC_LR", "--folds", "2",
+                 *args, runner=runner)
+
+
+def _files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("scan_id", ["../x/evil", "ABSOLUTE", "../../x/evil", "..", "sub/evil"])
+def test_scan_ids_that_are_paths_are_refused_naming_the_line(tmp_path, messages, scan_id):
+    root = _custom(tmp_path)
+    outside = tmp_path / "x"
+    outside.mkdir()
+    np.save(outside / "evil.npy", np.ones((6, 30)))
+    scan_id = str(outside / "evil") if scan_id == "ABSOLUTE" else scan_id
+    table = pd.read_csv(root / "labels.csv", dtype=str)
+    table.loc[2, "scan"] = scan_id
+    table.to_csv(root / "labels.csv", index=False)
+    before = _files_under(tmp_path)
+    assert _train_custom(tmp_path, root, "--analysis-root", str(tmp_path / "A")) == 2
+    err = _errors(messages)
+    assert f"{root / 'labels.csv'}, line 4: scan id {scan_id!r}" in err and "never a path" in err
+    assert _files_under(tmp_path) == before  # nothing written anywhere, no run folder
+
+
+def test_every_path_built_from_an_id_stays_in_its_folder(tmp_path):
+    from neurossm.data.scans import Scan, assemble
+    from neurossm.errors import DataFormatError
+    from neurossm.explain.files import file_path
+    from neurossm.reference.analysis import _safe
+
+    assert file_path(tmp_path, "sub-01") == tmp_path / "subj_sub-01.npz"
+    for bad in ("../evil", "/tmp/evil", "a/b", "x\nnewline"):
+        with pytest.raises(DataFormatError, match="ids are file names, not paths"):
+            file_path(tmp_path, bad)
+    # a seed-file loader (subject id -> array) hands assemble() its ids: they are checked there too
+    scans = [Scan("../../evil" if i == 0 else f"s{i}", f"p{i}", i % 2, np.zeros((3, 10), np.float32))
+             for i in range(4)]
+    with pytest.raises(DataFormatError, match=r"scan id '\.\./\.\./evil' holds a path separator"):
+        assemble("HCP_REST", scans, ("a", "b"), atlas="x", n_rois=3, crop_length=None)
+    assert _safe("..") == "__" and _safe("../evil") == ".._evil"  # class names become folder names
+
+
+def test_a_run_folder_is_claimed_by_one_process_only(tmp_path):
+    import threading
+
+    from neurossm.errors import ConfigError
+    from neurossm.pipeline.runner import _claim_run_dir
+
+    path = tmp_path / "Results" / "D" / "M" / "r"
+    barrier, won, refused = threading.Barrier(8), [], []
+
+    def claim():
+        barrier.wait()
+        try:
+            won.append(_claim_run_dir(path, numbered=False))
+        except ConfigError as exc:
+            refused.append(str(exc))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert won == [path] and len(refused) == 7 and "exists but holds no run" in refused[0]
+    # the default (timestamp) name is numbered instead of refused
+    assert _claim_run_dir(path, numbered=True) == path.with_name("r-2")
+
+
+@pytest.mark.slow  # trains (a few seconds)
+def test_a_failed_run_never_removes_a_folder_it_did_not_make(tmp_path, messages, monkeypatch):
+    from neurossm.training import estimators
+
+    run = tmp_path / "Results" / "SYNTHETIC" / "FC_LR" / "r"
+    run.mkdir(parents=True)  # another process claimed the name a moment ago
+    (run / "theirs.txt").write_text("another run's file")
+    assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2") == 2
+    assert "exists but holds no run" in _errors(messages) and (run / "theirs.txt").is_file()
+    # an --only job that fails in a shared folder leaves it to the other jobs
+    (run / "theirs.txt").unlink()
+
+    def broken_fit(self, *args, **kwargs):
+        raise RuntimeError("fault")
+
+    monkeypatch.setattr(estimators.FeatureEstimator, "fit", broken_fit)
+    with pytest.raises(RuntimeError, match="fault"):
+        train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2", "--only", "0:0")
+    assert (run / "config.json").is_file()
+
+
+def test_a_refused_only_leaves_nothing_that_blocks_the_retry(tmp_path, messages):
+    assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2", "--only", "0:99") == 2
+    assert "--only 0:99: not a unit of this run" in _errors(messages)
+    assert not (tmp_path / "Results").exists()
+    assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2", "--only", "0:1") == 0
+
+
+def test_extreme_values_are_standardised_not_zeroed():
+    from neurossm.data.records import prepare_timeseries
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 50))
+    spike = x.copy()
+    spike[1, 7] = 1e30
+    z = prepare_timeseries(spike, 4, "s")
+    assert np.isfinite(z).all() and z[1].std() > 0.99 and z[1].argmax() == 7
+    tiny = prepare_timeseries(x * 1e-25, 4, "s")
+    np.testing.assert_allclose(tiny, prepare_timeseries(x, 4, "s"), atol=1e-5)  # not zeros
+
+
+def test_a_value_float32_cannot_hold_is_named_as_such(tmp_path, messages):
+    root = _custom(tmp_path)
+    x = np.load(root / "s05.npy")
+    x[2, 3] = 1e39
+    np.save(root / "s05.npy", x)
+    assert _train_custom(tmp_path, root) == 2
+    err = _errors(messages)
+    assert "s05.npy: scan s05 has 1 value(s) too large for float32 (largest magnitude 1e+39" in err
+    assert "ROI(s) [2]" in err and "NaN/Inf" not in err
+
+
+def test_one_and_one_point_zero_are_one_class(tmp_path):
+    from neurossm.data import load_dataset
+
+    root = _custom(tmp_path, labels=["1", "0", "1.0", "0.0", "1", "0", "+1", "0"])
+    ds = load_dataset("CUSTOM", root)
+    assert ds.class_names == ("0", "1") and ds.labels.tolist() == [1, 0, 1, 0, 1, 0, 1, 0]
+
+
+def test_one_subject_written_two_ways_is_refused_naming_both(tmp_path, messages):
+    root = _custom(tmp_path, subjects=["007", "p1", "p2", "p3", "7", "p5", "p6", "p7"])
+    assert _train_custom(tmp_path, root) == 2
+    err = _errors(messages)
+    assert "'007' (scan s00" in err and "'7' (scan s04" in err and "leading zeros" in err
+    assert not (tmp_path / "Results").exists()
+
+
+def test_a_scan_too_short_is_named_with_the_choices(tmp_path, messages):
+    root = _custom(tmp_path, shapes={3: (6, 3)})
+    assert _train_custom(tmp_path, root) == 2
+    err = _errors(messages)
+    assert "s03 (3 time points" in err and "s03.npy" in err and "--crop-length N" in err
+    assert "remove their rows from labels.csv" in err
+
+
+@pytest.mark.slow  # trains (a few seconds)
+def test_a_crop_length_leaves_out_the_short_scan_by_name(tmp_path, messages):
+    root = _custom(tmp_path, labels=["a", "b"] * 5, shapes={3: (6, 3)})
+    assert _train_custom(tmp_path, root, "--crop-length", "20") == 0
+    assert "1 scan(s) shorter than the crop length 20 are left out: s03 (3 time points" in _warnings(messages)
+
+
+def test_the_model_refusing_the_default_crop_names_the_scans(tmp_path, messages):
+    root = _custom(tmp_path, n_times=3, shapes={i: (6, 3) for i in range(8)})
+    assert train(tmp_path, "--dataset", "CUSTOM", "--data-root", str(root), "--folds", "2") == 2
+    err = _errors(messages)
+    assert "crop length 3 is the shortest scan's: s00" in err and "--crop-length" in err
+
+
+def test_complex_values_are_refused(tmp_path, messages):
+    root = _custom(tmp_path)
+    np.save(root / "s04.npy", np.load(root / "s04.npy") * (1 + 1j))
+    assert _train_custom(tmp_path, root) == 2
+    assert "s04.npy: scan s04: holds complex values" in _errors(messages)
+
+
+def _huge_header_npy(path: Path) -> None:
+    """A .npy whose header claims 10^12 float64 values while holding 80 bytes."""
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (1_000_000, 1_000_000)})
+        fh.write(np.zeros(10).tobytes())
+
+
+@pytest.mark.parametrize("fault, expected", [
+    ("latin-1 labels", "labels.csv: is not UTF-8 text"),
+    ("empty labels", "labels.csv: is empty; expected a header row scan,subject,label"),
+    ("0-byte npy", "s02.npy: is empty (0 bytes)"),
+    ("huge header", "s02.npy: its header says shape (1000000, 1000000) of float64 (8.0 TB), but the file holds 80 bytes"),
+    ("truncated npz", "s02.npz: cannot be read"),
+])
+def test_damaged_input_files_are_user_errors_naming_the_file(tmp_path, messages, fault, expected):
+    root = _custom(tmp_path)
+    if fault == "latin-1 labels":
+        text = (root / "labels.csv").read_text().replace("p1", "Müller")
+        (root / "labels.csv").write_bytes(text.encode("latin-1"))
+    elif fault == "empty labels":
+        (root / "labels.csv").write_bytes(b"")
+    elif fault == "0-byte npy":
+        (root / "s02.npy").write_bytes(b"")
+    elif fault == "huge header":
+        _huge_header_npy(root / "s02.npy")
+    else:
+        (root / "s02.npy").unlink()
+        np.savez(root / "s02.npz", x=np.ones((6, 32)))
+        (root / "s02.npz").write_bytes((root / "s02.npz").read_bytes()[:60])
+    assert _train_custom(tmp_path, root) == 2
+    assert expected in _errors(messages)
+    assert not (tmp_path / "Results").exists()
+
+
+@pytest.mark.slow  # trains (a few seconds)
+def test_disk_full_is_one_line_exit_1_and_nothing_half_written(tmp_path, messages, monkeypatch, capsys):
+    import errno
+
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        calls["n"] += 1
+        if calls["n"] > 6:  # the run's shared files are written; the disk fills during the first fold
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2") == 1
+    monkeypatch.undo()
+    err = _errors(messages)
+    assert "no space left on device: could not write " in err and "Traceback" not in capsys.readouterr().err
+    leftovers = [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+    assert leftovers == []
+    for path in tmp_path.rglob("*.json"):  # whatever is there is whole
+        read_json(path)
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2") == 0
+    return tmp_path / "Results" / "SYNTHETIC" / "FC_LR" / "r"
+
+
+@pytest.mark.slow  # trains (a few seconds)
+@pytest.mark.parametrize("damage", ["config.json", "splits/seed_0.json", "seed_0/fold_1/metrics.json", "model"])
+def test_damaged_run_files_are_named_before_resume_or_explain(tmp_path, finished_run, messages, damage):
+    fold = finished_run / "seed_0" / "fold_1"
+    if damage == "model":
+        path = next(p for p in fold.iterdir() if p.suffix not in (".json", ".csv"))
+    else:
+        path = finished_run / damage
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    before = {p: p.stat().st_mtime_ns for p in finished_run.rglob("*") if p.is_file()}
+    assert main(["train", *SYNTH, "--model", "FC_LR", "--folds", "2", "--resume", str(finished_run)]) == 2
+    assert str(path) in _errors(messages) and "damaged file(s) in the run" in _errors(messages)
+    messages.clear()
+    assert main(["explain", "--run", str(finished_run), "--analysis-root", str(tmp_path / "A")]) == 2
+    assert str(path) in _errors(messages)
+    assert {p: p.stat().st_mtime_ns for p in finished_run.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "A").exists()
+
+
+class _FakeRay:
+    """What RayExecutor asks of Ray, with a cluster of one 16-CPU node and no GPU."""
+
+    class exceptions:
+        RayTaskError = RayError = RuntimeError
+
+    def __init__(self):
+        self.started = False
+
+    def is_initialized(self):
+        return self.started
+
+    def init(self, **kwargs):
+        self.started = True
+
+    def shutdown(self):
+        self.started = False
+
+    def nodes(self):
+        return [{"Alive": True, "Resources": {"CPU": 16.0, "memory": 1e10}}]
+
+    def cluster_resources(self):
+        return {"CPU": 16.0}
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--cpus-per-fold", "99", "--cpus-per-fold 99: the local Ray instance has at most 16 CPU(s) on a node"),
+    ("--gpus-per-fold", "1", "--gpus-per-fold 1: the local Ray instance has at most 0 GPU(s) on a node"),
+])
+def test_ray_requests_beyond_the_cluster_fail_fast_with_both_numbers(tmp_path, messages, monkeypatch, flag, value,
+                                                                    expected):
+    from neurossm.pipeline import executors
+
+    fake = _FakeRay()
+    monkeypatch.setattr(executors, "import_ray", lambda: fake)
+    assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2", "--executor", "ray", flag, value) == 2
+    assert expected in _errors(messages)
+    assert not fake.started  # the instance it started is stopped
+    assert not (tmp_path / "Results" / "SYNTHETIC" / "FC_LR" / "r").exists()
+
+
+@pytest.mark.slow  # trains (a few seconds)
+@pytest.mark.parametrize("how, code", [("SIGTERM", 143), ("Ctrl-C", 130)])
+def test_sigterm_and_ctrl_c_keep_finished_folds_without_a_traceback(tmp_path, messages, monkeypatch, capsys, how,
+                                                                    code):
+    import signal
+
+    from neurossm.training import estimators
+
+    real_fit = estimators.FeatureEstimator.fit
+    fits = {"n": 0}
+
+    def fit(self, *args, **kwargs):
+        fits["n"] += 1
+        if fits["n"] == 2:  # during the second fold
+            if how == "SIGTERM":
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                raise KeyboardInterrupt
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(estimators.FeatureEstimator, "fit", fit)
+    handler = signal.getsignal(signal.SIGTERM)
+    assert train(tmp_path, *SYNTH, "--model", "FC_LR", "--folds", "2") == code
+    assert signal.getsignal(signal.SIGTERM) is handler  # restored after the command
+    run = tmp_path / "Results" / "SYNTHETIC" / "FC_LR" / "r"
+    assert (run / "seed_0" / "fold_0" / "metrics.json").is_file()
+    err = _errors(messages)
+    assert f"continue with --resume {run}" in err and f"exit code {code}" in err
+    assert not any(r.exc_info for r in messages.records)
+    assert "Traceback" not in capsys.readouterr().err
+    monkeypatch.setattr(estimators.FeatureEstimator, "fit", real_fit)
+    assert main(["train", *SYNTH, "--model", "FC_LR", "--folds", "2", "--resume", str(run)]) == 0

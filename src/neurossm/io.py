@@ -8,6 +8,7 @@ file system).
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -36,8 +37,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     # mkstemp creates the file private (0600); give it the permissions a plain open() would.
     os.chmod(tmp_path, 0o666 & ~_umask())
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        with _disk_full_named(path):
+            yield tmp_path
+            os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -56,7 +58,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
-        yield tmp
+        with _disk_full_named(path):
+            yield tmp
         old = None
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
@@ -67,6 +70,92 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+# Disk space below which a failed write is taken for a full disk: torch's serializer reports one
+# as a RuntimeError ("file write failed"), not as the OSError (ENOSPC) underneath.
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+@contextlib.contextmanager
+def _disk_full_named(path: Path) -> Iterator[None]:
+    """Turn a write that failed for want of space into :class:`~neurossm.errors.DiskFullError` naming ``path``."""
+    from .errors import DiskFullError
+
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as exc:
+        if not _is_disk_full(exc, path.parent):
+            raise
+        raise DiskFullError(errno.ENOSPC, f"no space left on device: could not write {path} (the device holding "
+                            f"{path.parent} is full); nothing was half-written. Free some space (or pass a "
+                            "folder on another disk) and run the command again", str(path)) from exc
+
+
+def _is_disk_full(exc: BaseException, folder: Path) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, OSError):
+        return False
+    try:
+        return shutil.disk_usage(folder).free < _NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be used as one file name inside a folder, or ``None`` when it can.
+
+    Scan ids (and the class names that become folders) are names, never paths: an id such as
+    ``../x/evil`` or ``/etc/evil`` would make a loader read, and a writer write, outside the
+    folder it was given. Refused: an empty name, ``.`` and ``..``, an absolute path, a path
+    separator, control characters (a newline, NUL), and names too long for a file system.
+    """
+    if not name:
+        return "is empty"
+    if name in (".", ".."):
+        return f"is {name!r}, which names a folder, not a file in it"
+    if os.path.isabs(name) or name.startswith(("/", "\\")):
+        return "is an absolute path"
+    separators = sorted({c for c in name if c in ("/", "\\", os.sep, os.altsep)})
+    if separators:
+        return f"holds a path separator ({' '.join(repr(c) for c in separators)})"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "holds a control character (a newline, tab or NUL)"
+    if len(name.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES:
+        return f"is {len(name.encode('utf-8', 'surrogateescape'))} bytes long; at most {_MAX_NAME_BYTES} fit in a file name"
+    return None
+
+
+# 255 bytes per file name on common file systems, less room for a prefix and an extension (subj_<id>.npz).
+_MAX_NAME_BYTES = 200
+
+
+def path_in(folder: str | os.PathLike, name: str, what: str = "name") -> Path:
+    """``folder / name``, provided that ``name`` is a plain file name (:func:`name_problem`) and the
+    path stays inside ``folder``; otherwise :class:`~neurossm.errors.DataFormatError`.
+
+    Every path built from an id that came from a user's file (a scan id, a class name) goes
+    through here. ``what`` says what the name is in the message (``scan id``). Symbolic links in
+    ``folder`` are followed on purpose (DataLad and git-annex keep scans as links); the check is
+    on the name, which is what a hostile ``labels.csv`` controls.
+    """
+    from .errors import DataFormatError
+
+    problem = name_problem(str(name))
+    if problem is None:
+        base = Path(os.path.normpath(Path(folder).absolute()))
+        if Path(os.path.normpath(base / name)).parent != base:
+            problem = f"leads outside {folder}"
+    if problem is not None:
+        raise DataFormatError(f"{what} {name!r} {problem}; ids are file names, not paths (no folder, no '/', "
+                              "no '..')")
+    return Path(folder) / name
 
 
 def check_writable(path: str | os.PathLike, option: str) -> Path:
@@ -179,15 +268,16 @@ def write_once(path: str | os.PathLike, text: str) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
+        with _disk_full_named(path):
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text.encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            return True
     finally:
         os.unlink(tmp)

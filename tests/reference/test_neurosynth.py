@@ -87,7 +87,7 @@ def test_fixture_to_dataset_selection_and_mkda(neurosynth_fixture_dir, tmp_path,
     cache = tmp_path / "cache"
     dset = ns.load_dataset(files, cache)
     assert len(dset.ids) == 20 and (cache / ns.DATASET_CACHE_NAME).is_file()
-    again = ns.load_dataset(files, cache)  # from the pickle
+    again = ns.load_dataset(files, cache)  # from the data-only cache
     assert list(again.ids) == list(dset.ids)
 
     sel = ns.select_studies(dset, ["ACTIVATIONS", "no such term"])

@@ -25,7 +25,10 @@ def run(args: argparse.Namespace) -> int:
     from ..explain.contract import check_explainable
     from ..explain.files import check_folder_is_this_runs, dataset_dir
     from ..pipeline.unit import UnitContext, explain_unit, load_unit
+    from ..training.results import RunDirectory, check_run_files
 
+    if RunDirectory(args.run).config_path.is_file():
+        check_run_files(RunDirectory(args.run))  # a damaged file named before the dataset is loaded
     ctx = UnitContext.from_run(args.run, data_root=args.data_root, device=args.device,
                                analysis_root=args.analysis_root, cpa_target=args.cpa_target)
     check_explainable(ctx.spec.cls, ctx.spec.name)

@@ -8,12 +8,18 @@ Layout::
       <scan>.npz          ... or an .npz holding exactly one array
       <scan>.csv|.tsv     ... or a delimited text file without a header row
 
-Labels are integers (class names are their values as text, in increasing order) or class names
-(sorted). ``.npy`` files are read with ``allow_pickle=False``: nothing here runs stored code.
+Labels are numbers (class names are their values as text, in increasing order; ``1`` and ``1.0``
+are one class, ``1``) or class names (sorted). Scan ids are file names, never paths: an id with a
+folder in it (``/``, ``..``, an absolute path) is refused, naming its line. ``labels.csv`` is read
+as UTF-8 (an Excel "CSV UTF-8" file's BOM is fine). ``.npy`` files are read with
+``allow_pickle=False``, and their header is checked against the file's size before anything is
+allocated: nothing here runs stored code, and a forged header cannot claim a terabyte.
 """
 
 from __future__ import annotations
 
+import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +27,11 @@ import pandas as pd
 
 from ..config import TrainingConfig
 from ..errors import ConfigError, DataFormatError, DataNotFoundError
+from ..io import name_problem, path_in
 from ..log import get_logger
 from .records import prepare_timeseries, subject_str
 from .registry import DatasetOption, DatasetSpec, register_dataset
-from .scans import Drop, Scan, ScanDataset, assemble
+from .scans import Drop, Scan, ScanDataset, assemble, squeeze_extra_axes
 
 log = get_logger(__name__)
 
@@ -68,7 +75,7 @@ def load_folder(data_root: str | Path, *, n_rois: int | None = None, crop_length
                     ", ".join(extra[:5]), ", ..." if len(extra) > 5 else "")
     dropped = [Drop(f, f"file not listed in {LABELS_FILE}") for f in extra]
 
-    arrays = [np.squeeze(read_array(p)) for p in paths]
+    arrays = [squeeze_extra_axes(read_array(p)) for p in paths]
     if n_rois is None:
         n_rois, roi_axis = infer_n_rois([a.shape for a in arrays], root, paths)
         if roi_axis == 1:
@@ -89,7 +96,19 @@ def read_labels(path: Path) -> pd.DataFrame:
             f"{path} not found; CUSTOM needs a CSV with columns scan,subject,label (one row per scan, "
             "scan = the file name without extension)"
         )
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at byte "
+                              f"{exc.start}); save it as UTF-8 (e.g. Excel's \"CSV UTF-8\"), since scan ids must "
+                              "match the file names exactly") from None
+    except pd.errors.EmptyDataError:
+        raise DataFormatError(f"{path}: is empty; expected a header row scan,subject,label and one row per "
+                              "scan") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        reason = " ".join(str(exc).split())
+        raise DataFormatError(f"{path}: cannot be read as CSV ({reason}); expected columns scan,subject,label "
+                              "separated by commas, one row per scan") from None
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
@@ -104,6 +123,11 @@ def read_labels(path: Path) -> pd.DataFrame:
             rows = (empty + 2).tolist()  # +2: header line, 1-based lines
             raise DataFormatError(f"{path}: empty {column} on line(s) {rows[:10]}; every scan needs a scan id, "
                                   "a subject id and a label")
+    for line, scan in enumerate(frame["scan"], start=2):
+        problem = name_problem(scan)
+        if problem is not None:
+            raise DataFormatError(f"{path}, line {line}: scan id {scan!r} {problem}; a scan id is the name of a "
+                                  f"file in {path.parent} without its extension (e.g. sub-01_run-1), never a path")
     repeated = frame["scan"][frame["scan"].duplicated()].unique().tolist()
     if repeated:
         raise DataFormatError(f"{path}: scan id(s) {repeated[:10]} listed more than once; scan ids must be unique "
@@ -115,24 +139,73 @@ def read_array(path: Path) -> np.ndarray:
     """One scan's array from ``.npy``, single-array ``.npz``, or header-less ``.csv``/``.tsv``."""
     suffix = path.suffix.lower()
     try:
+        if path.stat().st_size == 0:
+            raise DataFormatError(f"{path}: is empty (0 bytes); an interrupted copy or download leaves such files. "
+                                  "Copy the scan again, or remove its row from labels.csv")
         if suffix == ".npy":
+            with open(path, "rb") as fh:
+                _check_npy_header(fh, path.stat().st_size, str(path))
             return np.load(path, allow_pickle=False)
         if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                keys = list(archive.keys())
-                if len(keys) != 1:
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.infolist() if m.filename.endswith(".npy")]
+                if len(members) != 1:
+                    keys = [m.filename[:-4] for m in members]
                     raise DataFormatError(f"{path}: holds {len(keys)} arrays {keys[:10]}; expected exactly one "
                                           "(n_rois, n_times) array per .npz file")
-                return archive[keys[0]]
+                with archive.open(members[0]) as fh:
+                    _check_npy_header(fh, members[0].file_size, f"{path} (array {members[0].filename[:-4]!r})")
+            with np.load(path, allow_pickle=False) as archive:
+                return archive[archive.files[0]]
         frame = pd.read_csv(path, header=None, sep="\t" if suffix == ".tsv" else ",")
         return frame.to_numpy(dtype=np.float64)
     except DataFormatError:
         raise
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataFormatError(f"{path}: cannot be read ({reason}); the file is damaged or truncated: write it "
+                              "again (np.save / np.savez)") from exc
     except ValueError as exc:
         hint = ("store numbers only, no header row" if suffix in (".csv", ".tsv")
                 else "save a numeric array with np.save (object arrays are pickles and are refused)")
         reason = " ".join(str(exc).split())
         raise DataFormatError(f"{path}: cannot read a numeric array ({reason}); {hint}") from exc
+
+
+def _check_npy_header(fh, size: int, where: str) -> None:
+    """Refuse a ``.npy`` stream whose header asks for more bytes than it holds, or for objects.
+
+    Read before ``np.load``, which allocates what the header claims: a truncated file or a forged
+    header (10^12 values) is named here instead of ending in a MemoryError.
+    """
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+        else:
+            shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+    except ValueError as exc:
+        raise DataFormatError(f"{where}: is not a .npy array ({' '.join(str(exc).split())}); save each scan "
+                              "with np.save") from None
+    if dtype.hasobject:
+        raise DataFormatError(f"{where}: cannot read a numeric array (it holds Python objects, dtype {dtype}, which "
+                              "are pickles and are refused); "
+                              "save a numeric array (n_rois, n_times) with np.save")
+    needed = math.prod(shape) * dtype.itemsize
+    available = size - fh.tell()
+    if needed > available:
+        raise DataFormatError(f"{where}: its header says shape {shape} of {dtype} ({_bytes_text(needed)}), but "
+                              f"the file holds {_bytes_text(max(available, 0))} of data: it is truncated or its header "
+                              "is corrupt; write it again with np.save")
+
+
+def _bytes_text(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} bytes"
 
 
 def infer_n_rois(shapes: list[tuple[int, ...]], root: Path, paths: list[Path] | None = None) -> tuple[int, int]:
@@ -181,7 +254,7 @@ def infer_n_rois(shapes: list[tuple[int, ...]], root: Path, paths: list[Path] | 
 def _scan_file(root: Path, scan: str) -> Path:
     names = [scan] if Path(scan).suffix.lower() in EXTENSIONS else []
     names += [f"{scan}{ext}" for ext in EXTENSIONS]
-    found = [root / n for n in names if (root / n).is_file()]
+    found = [p for p in (path_in(root, n, "scan file") for n in names) if p.is_file()]
     if not found:
         raise DataNotFoundError(f"{root}: scan {scan!r} is listed in {LABELS_FILE} but no file was found; "
                                 f"expected one of {', '.join(names)}")
@@ -192,15 +265,39 @@ def _scan_file(root: Path, scan: str) -> Path:
 
 
 def _classes(labels: list[str]) -> tuple[tuple[str, ...], dict[str, int]]:
-    """Class names and the label → index map: integers in value order, other labels sorted as text."""
+    """Class names and the label → index map: numbers in value order, other labels sorted as text.
+
+    A number is one class however it is written (``1``, ``1.0``, ``+1``, ``1e0``: class ``1``), as
+    a spreadsheet may write the same label both ways; the merge is logged.
+    """
+    values = {lab: _number(lab) for lab in set(labels)}
+    if all(v is not None for v in values.values()):
+        order = sorted(set(values.values()))
+        names = tuple(_number_text(v) for v in order)
+        index = {lab: order.index(v) for lab, v in values.items()}
+    else:
+        names = tuple(sorted(set(labels)))
+        index = {n: i for i, n in enumerate(names)}
+    spellings: dict[int, list[str]] = {}
+    for lab, i in index.items():
+        spellings.setdefault(i, []).append(lab)
+    for i, labs in sorted(spellings.items()):
+        if len(labs) > 1:
+            log.info("labels %s are one class, %r (the same number written differently)",
+                     ", ".join(repr(lab) for lab in sorted(labs)), names[i])
+    return names, index
+
+
+def _number(text: str) -> float | None:
     try:
-        values = {lab: int(lab) for lab in labels}
+        value = float(text)
     except ValueError:
-        names = sorted(set(labels))
-        return tuple(names), {n: i for i, n in enumerate(names)}
-    order = sorted(set(values.values()))
-    names = tuple(str(v) for v in order)
-    return names, {lab: order.index(v) for lab, v in values.items()}
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def _load(data_root, *, n_rois, crop_length, seed, **options):

@@ -8,8 +8,14 @@ import numpy as np
 
 
 def zscore(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Z-score each ROI over time; a constant ROI becomes zeros, not NaN (NaN input stays NaN)."""
-    x = np.asarray(x, dtype=np.float32)
+    """Z-score each ROI over time, returned as float32; a constant ROI becomes zeros, not NaN (NaN
+    input stays NaN).
+
+    Computed in float64: in float32 a single sample of 1e20 overflows the variance (the ROI
+    became all zeros) and values around 1e-25 underflow it (the whole scan did). Z-scores are
+    bounded by sqrt(n_times), so the float32 result holds them.
+    """
+    x = np.asarray(x, dtype=np.float64)
     mean = x.mean(axis=axis, keepdims=True)
     std = x.std(axis=axis, keepdims=True)
     constant = np.where(np.isfinite(std), 0.0, np.nan)

@@ -83,9 +83,10 @@ def _tensors_to_numpy(obj: Any, torch: Any) -> Any:
     return obj
 
 def prepare_timeseries(array: Any, n_rois: int | None, where: str) -> np.ndarray:
-    """Orient to float32 ``(n_rois, n_times)``, refuse NaN/Inf, z-score each ROI over the scan.
+    """Orient to ``(n_rois, n_times)``, refuse NaN/Inf and values float32 cannot hold, z-score each
+    ROI over the scan (in float64), and return float32.
 
-    The NaN/Inf check comes before z-scoring so that the error names the real problem.
+    The checks come before z-scoring so that the error names the real problem.
     """
     x = orient(array, n_rois, where)
     check_finite(x, where)

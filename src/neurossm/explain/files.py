@@ -5,7 +5,7 @@
     <analysis-root>/Explainability/<DATASET>/seed_<S>/fold_<k>/subj_<scan_id>.npz   (cross-validation)
     <analysis-root>/Explainability/<DATASET>/seed_<S>/subj_<scan_id>.npz            (--skip_cross_validation)
 
-One ``subj_<scan_id>.npz`` per explained test scan (DESIGN §6): ``scan_id``, ``subject_id``,
+One ``subj_<scan_id>.npz`` per explained test scan: ``scan_id``, ``subject_id``,
 ``label``, ``pred``, ``probs (C,)``, ``class_names (C,)``, ``pathway_names (P,)``,
 ``pathway_maps (P, R)``, ``pathway_importance (P,)``, ``importance_fallback``, ``logit_full``,
 ``logit_ablated (P,)``, ``cpa_score (R,)``, ``dominant_pathway (R,)``, ``target``,
@@ -30,7 +30,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataFormatError, DataNotFoundError
-from ..io import write_npz
+from ..io import path_in, write_npz
 
 EXPLAINABILITY = "Explainability"
 FILE_GLOB = "subj_*.npz"
@@ -55,8 +55,8 @@ def unit_dir(analysis_root: str | os.PathLike, dataset: str, seed: int, fold: in
 
 
 def file_path(folder: str | os.PathLike, scan_id: str) -> Path:
-    """Where the CPA file of ``scan_id`` goes in a unit's folder."""
-    return Path(folder) / f"subj_{scan_id}.npz"
+    """Where the CPA file of ``scan_id`` goes in a unit's folder (never outside it: :func:`neurossm.io.path_in`)."""
+    return path_in(folder, f"subj_{scan_id}.npz", "scan id")
 
 
 def run_record(run_id: str, run_dir: str | os.PathLike, model: str, seed: int, fold: int) -> dict[str, np.ndarray]:
@@ -123,7 +123,7 @@ def read_cpa_fields(path: str | os.PathLike, names: Sequence[str]) -> dict[str, 
 
 @dataclass
 class CpaScan:
-    """One ``subj_<id>.npz`` written by the CPA extraction (see DESIGN §6), checked."""
+    """One ``subj_<id>.npz`` written by the CPA extraction (fields: this module's docstring), checked."""
 
     path: Path
     scan_id: str
@@ -164,8 +164,8 @@ def read_cpa_file(path: str | os.PathLike) -> CpaScan:
         raise DataFormatError(f"{path}: cannot read as .npz ({exc}); re-run the CPA extraction for this scan") from exc
     missing = [k for k in REQUIRED if k not in raw]
     if missing:
-        raise DataFormatError(f"{path}: CPA file lacks {missing}; expected the fields of DESIGN §6 "
-                              "(re-run the CPA extraction)")
+        raise DataFormatError(f"{path}: CPA file lacks {missing}; expected the fields listed in "
+                              "docs/cpa.md (re-run the CPA extraction)")
     n_rois = int(raw["n_rois"])
     scan = CpaScan(
         path=path, scan_id=str(raw["scan_id"]), subject_id=str(raw["subject_id"]),

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DiskFullError
 from ..log import get_logger
 
 log = get_logger(__name__)
@@ -82,6 +82,13 @@ def _run_logged(work: Work, shared: Any, task: UnitTask, device: str | None) -> 
     t0 = time.perf_counter()
     try:
         metrics = work(shared, task, device)
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: a line, not a traceback (the command says what is kept).
+        logger.warning("%s interrupted", task.name)
+        raise
+    except DiskFullError as exc:
+        logger.error("%s failed: %s", task.name, exc)
+        raise
     except BaseException:
         logger.exception("%s failed", task.name)
         raise
@@ -105,10 +112,10 @@ class InlineExecutor:
 
 def _ray_unit(work: Work, shared: Any, task: UnitTask, threads: int, gpus: float) -> tuple[dict[str, Any], float]:
     """The body of a Ray task: one unit in a Ray worker process."""
-    import torch
+    from ..training.threads import apply_threads
 
     # Ray sets OMP_NUM_THREADS for the task, but a reused worker may have imported torch already.
-    torch.set_num_threads(max(1, threads))
+    apply_threads(threads, "--cpus-per-fold")
     # Ray gives the task its GPUs as CUDA_VISIBLE_DEVICES, so they count from cuda:0 inside it.
     device = "cuda:0" if gpus > 0 else "cpu"
     return _run_logged(work, shared, task, device)
@@ -133,7 +140,8 @@ class RayExecutor:
         A running cluster's address (``ray start --head`` prints it; ``auto`` finds the local
         one). Default: start a private local instance for this run and stop it afterwards.
     cpus_per_fold : int
-        CPUs Ray reserves for a unit; its torch threads.
+        CPUs Ray reserves for a unit, and its threads (:mod:`neurossm.training.threads`; the
+        driver's ``--threads`` does not reach the tasks).
     gpus_per_fold : float
         GPUs Ray reserves for a unit (0: CPU training).
     num_cpus : int, optional
@@ -167,10 +175,33 @@ class RayExecutor:
             log.info("started a local Ray instance: %s", ray.cluster_resources())
         return True
 
+    def check_resources(self) -> None:
+        """Refuse a request no node of the cluster can meet: Ray would wait for it forever, silently.
+
+        A unit is one task, so it must fit on one node: the request is compared with the largest
+        node's CPUs and GPUs (``ray.nodes()``; the cluster's totals when nodes are not listed).
+        """
+        ray = self._ray
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive", True)]
+        largest = {k: max((float(n.get(k, 0)) for n in nodes), default=0.0) for k in ("CPU", "GPU")}
+        if not nodes:
+            totals = ray.cluster_resources()
+            largest = {k: float(totals.get(k, 0)) for k in ("CPU", "GPU")}
+        where = f"the Ray cluster at {self.address}" if self.address else "the local Ray instance"
+        for flag, wanted, kind in (("--cpus-per-fold", self.cpus_per_fold, "CPU"),
+                                   ("--gpus-per-fold", self.gpus_per_fold, "GPU")):
+            have = largest[kind]
+            if wanted > have:
+                fix = f"pass {flag} {have:g} or less" if have else f"leave {flag} out (no {kind} there)"
+                raise ConfigError(f"{flag} {wanted:g}: {where} has at most {have:g} {kind}(s) on a node, so no unit "
+                                  f"could ever start (Ray would wait for them without a word); {fix}, or join a "
+                                  "cluster with larger nodes (--ray-address)")
+
     def run(self, work: Work, shared: Any, tasks: Sequence[UnitTask]) -> Iterator[UnitOutcome]:
         ray = self._ray
         started = self._connect()
         try:
+            self.check_resources()
             remote = ray.remote(num_cpus=self.cpus_per_fold, num_gpus=self.gpus_per_fold,
                                 max_retries=self.max_retries)(_ray_unit)
             shared_ref = ray.put(shared)  # sent once, read by every unit

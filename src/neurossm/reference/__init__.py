@@ -1,4 +1,4 @@
-"""Neurosynth reference analysis of CPA maps (DESIGN §7): ``neurossm reference`` / ``Analysis/run_cpa_analysis.py``.
+"""Neurosynth reference analysis of CPA maps (docs/reference-analysis.md): ``neurossm reference`` / ``Analysis/run_cpa_analysis.py``.
 
 The CPA files it reads are :mod:`neurossm.explain.files`'s.
 """

@@ -26,7 +26,7 @@ from ..atlas import Atlas, load_atlas
 from ..config import named_atlas
 from ..errors import ConfigError, DataFormatError, DataNotFoundError
 from ..explain.files import CpaScan, check_unique_scans, discover_cpa_files, read_cpa_file, select_run
-from ..io import atomic_dir, write_dataframe
+from ..io import atomic_dir, path_in, write_dataframe
 from ..log import get_logger, progress
 from . import maps, neurosynth, scoring, terms as terms_mod
 
@@ -172,7 +172,7 @@ def run_reference_analysis(opts: ReferenceOptions) -> pd.DataFrame:
         single_class = len(item.classes) == 1
         for cls, scans in item.classes.items():
             cpa = np.mean([s.cpa_score for s in scans], axis=0)
-            class_dir = out / "maps" / item.name / _safe(cls)
+            class_dir = path_in(out / "maps" / item.name, _safe(cls), "class name")
             # The class folder is written anew: maps of an earlier run (a class skipped now) do not linger.
             with atomic_dir(class_dir) as new_dir:
                 row = {"dataset": item.name, "class": cls, "n_scans": len(scans), "pathway_names": coding,
@@ -281,5 +281,6 @@ def _skip(row: dict, reason: str, atlas: Atlas, cpa: np.ndarray, class_dir: Path
 
 
 def _safe(name: str) -> str:
-    """A class name as a folder name (path separators and spaces replaced)."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name.strip()) or "unnamed"
+    """A class name as a folder name (path separators, spaces and a name of dots only replaced)."""
+    text = "".join(c if c.isalnum() or c in "-_." else "_" for c in name.strip()) or "unnamed"
+    return "_" * len(text) if set(text) == {"."} else text

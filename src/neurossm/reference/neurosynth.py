@@ -34,7 +34,7 @@ import nibabel as nib
 import numpy as np
 
 from ..errors import DataFormatError, DataNotFoundError
-from ..io import atomic_path, read_json, write_json
+from ..io import read_json, to_json, write_json, write_npz
 from ..log import get_logger
 
 log = get_logger(__name__)
@@ -45,7 +45,11 @@ NEUROSYNTH_FILES: dict[str, str] = {
     "features": "data-neurosynth_version-7_vocab-terms_source-abstract_type-tfidf_features.npz",
     "vocabulary": "data-neurosynth_version-7_vocab-terms_vocabulary.txt",
 }
-DATASET_CACHE_NAME = "neurosynth_v7_terms-abstract-tfidf_dataset.pkl.gz"
+DATASET_CACHE_NAME = "neurosynth_v7_terms-abstract-tfidf_dataset.npz"
+# The pickled cache of neurossm 0.1: never loaded (a pickle runs code), deleted when found.
+LEGACY_CACHE_NAME = "neurosynth_v7_terms-abstract-tfidf_dataset.pkl.gz"
+_CACHE_FORMAT = 2
+_FRAMES = ("coordinates", "metadata", "annotations", "images", "texts")
 TERM_THRESHOLD = 0.001
 _REQUIRED_COLUMNS = {"coordinates": {"id", "x", "y", "z"}, "metadata": {"id"}}
 _NPZ_MEMBERS = {"data.npy", "indices.npy", "indptr.npy", "shape.npy"}
@@ -205,24 +209,27 @@ def _fingerprint(files: dict[str, Path]) -> str:
 def load_dataset(files: dict[str, Path], cache_dir: str | os.PathLike | None = None):
     """A NiMARE ``Dataset`` of the Neurosynth files, converted once and cached.
 
-    The converted Dataset is pickled (our own file, written atomically) beside a JSON sidecar
-    holding the SHA-256 of the source files; a sidecar that does not match, or a pickle that
-    fails its gzip check, makes it convert again.
+    The cache holds data only: the Dataset's tables as plain arrays in one ``.npz`` (read with
+    ``allow_pickle=False``) beside a JSON sidecar with the SHA-256 of the source files. Nothing in
+    the cache can run code, so a cache folder someone else can write to is no risk (NiMARE's own
+    ``Dataset.save`` is a pickle: the cache of neurossm 0.1 was one, and is deleted unread). A
+    sidecar that does not match, or a cache that cannot be read, makes it convert again.
     """
-    from nimare.dataset import Dataset
     from nimare.io import convert_neurosynth_to_dataset
 
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    pkl = folder / DATASET_CACHE_NAME
+    cache = folder / DATASET_CACHE_NAME
     sidecar = folder / (DATASET_CACHE_NAME + ".json")
+    _remove_legacy_cache(folder)
     fingerprint = _fingerprint(files)
-    if pkl.is_file() and sidecar.is_file():
+    if cache.is_file() and sidecar.is_file():
         try:
-            if read_json(sidecar).get("sha256") == fingerprint and check_file(pkl, "dataset") is None:
-                log.info("loading the cached Neurosynth Dataset %s", pkl)
-                return Dataset.load(str(pkl))
+            meta = read_json(sidecar)
+            if meta.get("sha256") == fingerprint and meta.get("format") == _CACHE_FORMAT:
+                log.info("loading the cached Neurosynth Dataset %s", cache)
+                return _read_cache(cache)
         except Exception as exc:  # a cache that cannot be read is rebuilt, never trusted
-            log.warning("cached Neurosynth Dataset %s unreadable (%s); converting again", pkl, exc)
+            log.warning("cached Neurosynth Dataset %s unreadable (%s); converting again", cache, exc)
     log.info("converting Neurosynth v7 into a NiMARE Dataset (once; cached in %s)", folder)
     try:
         with warnings.catch_warnings():
@@ -239,12 +246,74 @@ def load_dataset(files: dict[str, Path], cache_dir: str | os.PathLike | None = N
             "Neurosynth v7 files with matching metadata rows and feature-matrix rows"
         ) from exc
     try:
-        with atomic_path(pkl) as tmp:
-            dset.save(str(tmp))
-        write_json(sidecar, {"sha256": fingerprint, "files": {k: v.name for k, v in files.items()}})
+        _write_cache(cache, dset)
+        write_json(sidecar, {"sha256": fingerprint, "format": _CACHE_FORMAT,
+                             "files": {k: v.name for k, v in files.items()}})
     except OSError as exc:
         log.warning("could not cache the Neurosynth Dataset in %s (%s); it will be converted again next run", folder, exc)
     return dset
+
+
+def _remove_legacy_cache(folder: Path) -> None:
+    for path in (folder / LEGACY_CACHE_NAME, folder / (LEGACY_CACHE_NAME + ".json")):
+        if path.is_file():
+            log.warning("%s: a pickled cache of an earlier neurossm; pickles run code when loaded, so it is deleted "
+                        "unread and the Dataset is converted again (cached as data only)", path)
+            path.unlink()
+
+
+def _write_cache(path: Path, dset) -> None:
+    """The Dataset's space, ids and tables as plain arrays: text columns as unicode (with a null
+    mask), numbers as their dtype, and the column order in a JSON member."""
+    arrays: dict[str, np.ndarray] = {"space": np.str_(dset.space), "ids": np.asarray(dset.ids, dtype=str)}
+    layout = {}
+    for name in _FRAMES:
+        frame = getattr(dset, name).reset_index(drop=True)
+        layout[name] = [str(c) for c in frame.columns]
+        for i, column in enumerate(frame.columns):
+            values = frame[column]
+            key = f"{name}.{i}"
+            if _is_numeric(values):
+                arrays[key] = values.to_numpy()
+            else:
+                missing = values.isna().to_numpy()
+                arrays[key] = np.asarray(["" if m else str(v) for v, m in zip(values, missing)], dtype=str)
+                if missing.any():
+                    arrays[key + ".missing"] = missing
+    arrays["layout"] = np.str_(to_json(layout))
+    write_npz(path, **arrays)
+
+
+def _read_cache(path: Path):
+    """The Dataset written by :func:`_write_cache` (no pickle is read)."""
+    import json
+
+    import pandas as pd
+    from nimare.dataset import Dataset
+
+    with np.load(path, allow_pickle=False) as npz:
+        layout = json.loads(str(npz["layout"]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NiMARE's deprecation notice of Dataset
+            dset = Dataset({}, target=str(npz["space"]))
+        dset._ids = npz["ids"]  # NiMARE's private setter of the read-only ``ids``
+        for name in _FRAMES:
+            columns = {}
+            for i, column in enumerate(layout[name]):
+                values = npz[f"{name}.{i}"]
+                if values.dtype.kind == "U":
+                    values = values.astype(object)
+                    if f"{name}.{i}.missing" in npz.files:
+                        values[npz[f"{name}.{i}.missing"]] = None
+                columns[column] = values
+            setattr(dset, name, pd.DataFrame(columns, columns=layout[name]))
+    return dset
+
+
+def _is_numeric(values) -> bool:
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    return is_numeric_dtype(values) or is_bool_dtype(values)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataNotFoundError
+from ..errors import DataFormatError, DataNotFoundError
 from ..explain.files import dataset_dir, find_cpa_files, read_cpa_fields, scalar
 from ..io import read_csv_or_none
 from ..log import get_logger
@@ -95,8 +95,15 @@ def default_cpa_dir(run: RunData) -> Path | None:
     options = run.config.get("options", {})
     if not options.get("analysis"):
         return None
-    rel = dataset_dir(options.get("analysis_root") or "Analysis", run.dataset_name)
+    rel = dataset_dir(analysis_root(run), run.dataset_name)
     return next((p for p in _candidates(run, rel) if p.is_dir()), None)
+
+
+def analysis_root(run: RunData) -> Path:
+    """The run's ``--analysis-root``: recorded (absolute) in its config.json; ``Analysis`` for a run
+    made before it was recorded."""
+    recorded = (run.config.get("analysis") or {}).get("root")
+    return Path(recorded or run.config.get("options", {}).get("analysis_root") or "Analysis")
 
 
 def default_reference_dir(run: RunData) -> Path | None:
@@ -107,7 +114,7 @@ def default_reference_dir(run: RunData) -> Path | None:
     report of a new run leaves it out, and ``neurossm report`` picks it up once the reference
     analysis has been run on this run's maps.
     """
-    rel = Path(run.config.get("options", {}).get("analysis_root") or "Analysis") / "Explainability_Results"
+    rel = analysis_root(run) / "Explainability_Results"
     finished = RunDirectory(run.root).summary_path
     since = finished.stat().st_mtime if finished.is_file() else 0.0
     for p in _candidates(run, rel):
@@ -130,7 +137,11 @@ class CpaSet:
 
 
 def load_cpa(cpa_dir: str | Path, seeds: list[int] | None = None) -> CpaSet | None:
-    """Read ``subj_*.npz`` under ``cpa_dir`` (of ``seeds`` only, when given); ``None`` if there are none."""
+    """Read ``subj_*.npz`` under ``cpa_dir`` (of ``seeds`` only, when given); ``None`` if there are none.
+
+    Damaged files are an error naming each one (the report shows it in place of the section):
+    importance averaged over the files that happen to be readable would describe other scans.
+    """
     root = Path(cpa_dir)
     files = find_cpa_files(root, seeds)
     if not files:
@@ -139,8 +150,15 @@ def load_cpa(cpa_dir: str | Path, seeds: list[int] | None = None) -> CpaSet | No
     pathway_names: list[str] = []
     rows: dict[int, list[np.ndarray]] = {}
     fallback = 0
+    damaged: list[str] = []
     for path in files:
-        z = read_cpa_fields(path, _CPA_MEMBERS)  # only the members the report needs
+        try:
+            z = read_cpa_fields(path, _CPA_MEMBERS)  # only the members the report needs
+            if "pathway_importance" not in z or not ("target" in z or "label" in z):
+                raise DataFormatError("lacks pathway_importance or target")
+        except Exception as exc:
+            damaged.append(f"{path.relative_to(root)} ({type(exc).__name__}: {' '.join(str(exc).split())})")
+            continue
         if not class_names:
             class_names = [str(c) for c in z["class_names"]]
             pathway_names = [str(p) for p in z["pathway_names"]]
@@ -152,6 +170,9 @@ def load_cpa(cpa_dir: str | Path, seeds: list[int] | None = None) -> CpaSet | No
     for target in sorted(rows):
         name = class_names[target] if 0 <= target < len(class_names) else f"class {target}"
         importance[name] = np.vstack(rows[target])
+    if damaged:
+        raise DataFormatError(f"{len(damaged)} of {len(files)} CPA file(s) are damaged: " + "; ".join(damaged[:5])
+                              + (" ..." if len(damaged) > 5 else "") + ". Re-run `neurossm explain` for them")
     return CpaSet(root=root, class_names=class_names, pathway_names=pathway_names, importance=importance,
                   n_fallback=fallback, n_files=len(files))
 
