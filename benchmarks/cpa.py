@@ -142,7 +142,9 @@ def speed(args: argparse.Namespace) -> dict:
 
 def main() -> int:
     args = _parse()
-    torch.set_num_threads(args.threads)
+    from neurossm.training.threads import apply_threads
+
+    apply_threads(args.threads)
     out = {"machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
                        "processor": platform.processor() or platform.machine()}}
     if not args.skip_recovery:

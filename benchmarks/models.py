@@ -79,7 +79,9 @@ def worker(job: dict) -> dict:
     except ModuleNotFoundError as exc:
         return {**out, "status": "unavailable", "error": f"{type(exc).__name__}: {exc}"}
     if job["threads"]:
-        torch.set_num_threads(job["threads"])
+        from neurossm.training.threads import apply_threads
+
+        apply_threads(job["threads"])
     torch.manual_seed(0)
     device = torch.device(job["device"])
     config = spec.resolve_config(job["config"], preset=job["model"].partition(":")[2] or None)

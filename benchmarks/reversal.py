@@ -75,7 +75,7 @@ def neurossm_parts(model, x: torch.Tensor) -> dict[str, float]:
 
             out[f"{name}/time pooled"] = reversal_score(lambda z: time.pool(time.norm(time_features(z))), x)
             if time.direction is not None:
-                out[f"{name}/time direction"] = reversal_score(lambda z: time.direction(time_features(z)), x)
+                out[f"{name}/time direction"] = reversal_score(lambda z: time.direction_features(inputs(z)), x)
         out[f"{name}/pathway vector"] = reversal_score(lambda z: model.pathway_vectors([inputs(z)]), x)
     out["logits"] = reversal_score(model, x)
     return out

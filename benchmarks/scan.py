@@ -127,7 +127,9 @@ def run_one(impl: str, length: int, mode: str, repeats: int) -> dict:
     """Child process: time one configuration and report its peak RSS above baseline."""
     import torch
 
-    torch.set_num_threads(THREADS)
+    from neurossm.training.threads import apply_threads
+
+    apply_threads(THREADS)
     fn = {"cpu": scan_cpu_backend, "eager": scan_cpu_eager, "ref": scan_ref_style,
           "pscan": scan_pscan_style}[impl]
     if impl == "pscan":
@@ -231,8 +233,9 @@ def grouped_vs_folded(rois: int, width: int, n_state: int, length: int, repeats:
     import torch
 
     from neurossm.ssm import selective_scan_cpu
+    from neurossm.training.threads import apply_threads
 
-    torch.set_num_threads(THREADS)
+    apply_threads(THREADS)
     g = torch.Generator().manual_seed(0)
     dim = rois * width
     grouped = dict(

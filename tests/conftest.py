@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -13,6 +14,9 @@ from neurossm.data.scans import Scan, assemble
 
 # Test tensors are tiny: one thread avoids thread start-up and contention costs on shared machines.
 torch.set_num_threads(1)
+# ...and the `neurossm` commands the tests run (in-process or as subprocesses) take their default
+# thread count from here (neurossm.training.threads).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def make_dataset(n_scans: int = 40, n_rois: int = 8, n_times: int = 60, scans_per_subject: int = 2,

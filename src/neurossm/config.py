@@ -116,6 +116,12 @@ class TrainingConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainingConfig":
+        """The settings in ``values`` (a saved ``to_dict``); keys that are not settings are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     """``["d_model=64", "scales=1,2"]`` → ``{"d_model": 64, "scales": (1, 2)}`` (YAML scalars)."""

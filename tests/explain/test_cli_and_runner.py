@@ -98,8 +98,8 @@ def test_explain_without_config_json_says_what_to_pass(tmp_path):
     assert cli.main(["explain", "--run", str(empty), "--quiet"]) == 2
 
 
-def test_explain_of_a_run_whose_checkpoint_does_not_fit_its_options_exits_2(holdout_run, tmp_path, caplog):
-    # a run trained under other defaults (here: its recorded roi_lags changed) must not end in a traceback
+def test_explain_of_a_run_whose_model_file_disagrees_with_its_config_exits_2(holdout_run, tmp_path, caplog):
+    # a run whose config.json was edited (here: its recorded roi_lags) must not end in a traceback
     import shutil
 
     from neurossm.io import write_json
@@ -111,5 +111,6 @@ def test_explain_of_a_run_whose_checkpoint_does_not_fit_its_options_exits_2(hold
     config["model"]["config"]["roi_lags"] = None
     write_json(old / "config.json", config)
     assert cli.main(["explain", "--run", str(old), "--analysis-root", str(tmp_path / "A"), "--quiet"]) == 2
-    assert "checkpoint.pt: the checkpoint does not fit NeuroSSM" in caplog.text
+    assert "model.pt: a NeuroSSM model with options roi_lags=" in caplog.text
+    assert "but the run's config.json says NeuroSSM with roi_lags=None" in caplog.text
     assert "Traceback" not in caplog.text

@@ -342,7 +342,7 @@ def test_order_readout_is_the_only_part_whose_roi_statistics_see_a_reversal(orde
     v, v_rev = roi.roi_features(x), roi.roi_features(x.flip(-1))
     # untrained, the corrections are zero: energy, tail weight and autocorrelations of the input itself
     torch.testing.assert_close(v_rev[..., :n_sym], v[..., :n_sym])
-    assert v.shape[-1] == n_sym + (8 if order_readout in ("roi", "both") else 0)
+    assert v.shape[-1] == n_sym + (4 if order_readout in ("roi", "both") else 0)
     if order_readout in ("roi", "both"):
         torch.testing.assert_close(v_rev[..., n_sym:], -v[..., n_sym:])
     assert (model.pathways[0].time.direction is not None) == (order_readout in ("time", "both"))
@@ -354,3 +354,13 @@ def test_order_readout_is_checked_and_its_preset_turns_it_on():
         _tiny(order_readout="sideways")
     assert get_model("NeuroSSM").resolve_config()["order_readout"] == "none"
     assert get_model("NeuroSSM").resolve_config(preset="order_readout")["order_readout"] == "both"
+
+
+def test_time_part_direction_changes_sign_when_time_is_reversed():
+    model = _tiny(encoder="time", order_readout="time")
+    time_part = model.pathways[0]
+    x = torch.randn(3, 5, 16, dtype=torch.float64)
+    forward, backward = time_part.direction_features(x), time_part.direction_features(x.flip(-1))
+    assert forward.shape == (3, time_part.direction.out_features)
+    torch.testing.assert_close(backward, -forward)
+    assert forward.abs().mean() > 1e-4

@@ -47,7 +47,7 @@ def test_run_folder_layout_and_summary_schema(tmp_path, tiny_dataset):
     for k in range(5):
         fold = run / "seed_0" / f"fold_{k}"
         assert {p.name for p in fold.iterdir()} == {"metrics.json", "predictions.csv", "history.csv",
-                                                    "checkpoint.npz"}
+                                                    "model.pt"}
     assert not list(run.rglob("*.tmp*"))
 
 

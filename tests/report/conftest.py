@@ -80,7 +80,7 @@ def make_run(root: Path, *, model: str = "NeuroSSM", dataset: str = "SYNTHETIC",
 
 
 def make_cpa(root: Path, dataset: str = "SYNTHETIC", n_classes: int = 2, n_per_class: int = 4, seed: int = 0) -> Path:
-    """``subj_*.npz`` in the DESIGN §6 schema under ``root/Explainability/<dataset>/seed_0/fold_<k>/``."""
+    """``subj_*.npz`` in the CPA file schema (neurossm.explain.files) under ``root/Explainability/<dataset>/seed_0/fold_<k>/``."""
     rng = np.random.default_rng(seed)
     out = root / "Explainability" / dataset
     names = np.array([f"class{k}" for k in range(n_classes)])

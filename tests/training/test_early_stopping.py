@@ -94,8 +94,8 @@ def test_custom_defaults_stop_early_and_are_listed():
     assert any(line.startswith("CUSTOM") and f"after {custom.patience} epochs" in line for line in lines)
 
 
-def test_a_checkpoint_of_other_options_is_refused_with_the_path_and_what_to_do(tmp_path):
-    # e.g. a run trained before a default changed the network's shape (NeuroSSM's roi_lags)
+def test_weights_of_other_options_are_refused_with_the_file_and_what_to_do():
+    # e.g. a model file edited by hand, or one whose constructor defaults changed the network's shape
     spec = get_model("NeuroSSM")
     cfg = TrainingConfig(epochs=1, batch_size=8, warmup_epochs=0)
 
@@ -103,8 +103,7 @@ def test_a_checkpoint_of_other_options_is_refused_with_the_path_and_what_to_do(t
         return make_estimator(spec, spec.resolve_config({"d_model": 8, "scales": 1, **overrides}, None), n_rois=N_ROIS,
                               n_classes=2, crop_length=N_TIMES, training=cfg, device=torch.device("cpu"), seed=0)
 
-    path = tmp_path / "checkpoint.pt"
-    build({"roi_lags": None}).save(path)
-    build({"roi_lags": None}).load(path)  # the same options load
-    with pytest.raises(ConfigError, match=r"checkpoint\.pt: the checkpoint does not fit NeuroSSM.*--config"):
-        build({}).load(path)
+    state = build({"roi_lags": None}).get_state()
+    build({"roi_lags": None}).set_state(state, "model.pt")  # the same options load
+    with pytest.raises(ConfigError, match=r"model\.pt: the weights do not fit NeuroSSM.*train the model again"):
+        build({}).set_state(state, "model.pt")

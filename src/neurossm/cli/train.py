@@ -80,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="join the Ray cluster at ADDR (default: start a local Ray instance for this run)")
     g.add_argument("--ray-num-cpus", type=int, default=None, metavar="N",
                    help="CPUs of the local Ray instance (default: all of this machine's)")
-    g.add_argument("--cpus-per-fold", type=int, default=1, metavar="N", help="CPUs (torch threads) per unit on Ray")
+    g.add_argument("--cpus-per-fold", type=int, default=1, metavar="N", help="CPUs per unit on Ray, and the unit's threads (default 1)")
     g.add_argument("--gpus-per-fold", type=float, default=0, metavar="G", help="GPUs per unit on Ray (default 0)")
     g.add_argument("--only", nargs="+", default=[], metavar="SEED:FOLD",
                    help="run only these units into the shared run folder named by --run-name or --resume "

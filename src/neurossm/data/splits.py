@@ -58,6 +58,40 @@ def _grouped_folds(labels: np.ndarray, groups: np.ndarray, n_splits: int, seed: 
                               "use fewer folds (--folds) or more scans per class") from exc
 
 
+def validation_split(labels: np.ndarray, groups: np.ndarray, val_fraction: float, seed: int,
+                     what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The inner validation split of a training set: ``(fit_indices, validation_indices)``.
+
+    Subject-disjoint and stratified (``StratifiedGroupKFold``; pass each scan's own index as its
+    group to split by scan). About ``val_fraction`` of the subjects go to validation; a small
+    training set gets a larger validation share rather than none. ``neurossm train`` (per outer
+    fold, :func:`make_splits`) and :class:`neurossm.classifier.Classifier` (inside ``fit``) both
+    draw their validation split here.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (n_scans,)
+        Class index of each scan.
+    groups : ndarray, shape (n_scans,)
+        Subject id of each scan.
+    val_fraction : float
+        Share of the subjects held out for validation.
+    seed : int
+        Seed of the split.
+    what : str
+        Names the data in the error raised when the split cannot be made.
+    """
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    counts = np.bincount(labels)
+    smallest_class = int(counts[counts > 0].min())
+    n_inner = max(2, min(int(round(1.0 / val_fraction)), len(set(groups.tolist())), smallest_class))
+    inner = _grouped_folds(labels, groups, n_inner, seed, what)
+    # The first inner split whose fitting part holds every class (the first one, unless a class
+    # has a single subject in the training set and that subject fell into the validation part).
+    n_classes = len(set(labels.tolist()))
+    return next((part for part in inner if len(set(labels[part[0]].tolist())) == n_classes), inner[0])
+
+
 def make_splits(
     dataset: ScanDataset, seed: int, n_folds: int = 5, val_fraction: float = 0.2, single: bool = False
 ) -> list[Split]:
@@ -84,17 +118,8 @@ def make_splits(
     outer = _grouped_folds(labels, groups, n_folds, seed, dataset.name)
     splits = []
     for k, (train_idx, test_idx) in enumerate(outer):
-        # A small training fold gets a larger validation share rather than no validation split.
-        counts = np.bincount(labels[train_idx])
-        smallest_class = int(counts[counts > 0].min())
-        n_inner = max(2, min(int(round(1.0 / val_fraction)), len(set(groups[train_idx].tolist())), smallest_class))
-        inner = _grouped_folds(labels[train_idx], groups[train_idx], n_inner, seed + 1000 * (k + 1),
-                               f"{dataset.name} fold {k} (validation split)")
-        # The first inner split whose fitting part holds every class (the first one, unless a class
-        # has a single subject on the training side and that subject fell into the validation part).
-        n_train_classes = len(set(labels[train_idx].tolist()))
-        fit_rel, val_rel = next((part for part in inner if len(set(labels[train_idx[part[0]]].tolist())) == n_train_classes),
-                                inner[0])
+        fit_rel, val_rel = validation_split(labels[train_idx], groups[train_idx], val_fraction, seed + 1000 * (k + 1),
+                                            f"{dataset.name} fold {k} (validation split)")
         split = Split(
             seed, k,
             tuple(sorted(ids[train_idx[fit_rel]])),

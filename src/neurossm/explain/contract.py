@@ -1,6 +1,6 @@
 """The attribution contract: what a model implements to be explained by CPA.
 
-A model is explainable when it splits its forward pass into pathways (DESIGN §6): each pathway
+A model is explainable when it splits its forward pass into pathways (docs/cpa.md): each pathway
 reads its own input, encodes it to one vector, and a fusion + head turns the vectors into logits,
 with any pathway ablatable *before fusion*. CPA differentiates the target logit with respect to
 each pathway's input and re-runs only :meth:`PathwayModel.classify` for each ablation.

@@ -9,7 +9,7 @@ For a scan and its target class c:
    moment contributions of an ROI that cancel over the scan (a model leaning on noise it has
    memorised) do not count, and a sparse but consistent signal (transient events) is not
    outweighed by ROIs whose contributions are large at every time point. Summing magnitudes
-   (``Σ_t |x · ∂y/∂x|``, DESIGN's first formulation) ranked planted event ROIs at the bottom of
+   (``Σ_t |x · ∂y/∂x|``, the first formulation tried) ranked planted event ROIs at the bottom of
    the map on synthetic data where this one ranks them at the top (see docs/cpa.md).
    Where an encoder reads statistics that it computed from each ROI alone (NeuroSSM's ROI-wise
    part: log energy and tail weight of the ROI's series, standardised over ROIs), the gradient
@@ -59,6 +59,17 @@ class CPAResult:
     importance_fallback: np.ndarray  # (S,) True where all drops were ≤ 0
     cpa_score: np.ndarray         # (S, R)
     dominant_pathway: np.ndarray  # (S, R) index into pathway_names
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The per-scan arrays under the names of the CPA file (scans first): what
+        :func:`explain_to_files` writes, one scan per file, and ``Classifier.explain`` returns."""
+        probs = np.exp(self.logits - self.logits.max(axis=1, keepdims=True))  # (S, C)
+        probs /= probs.sum(axis=1, keepdims=True)
+        return {"probs": probs, "pred": probs.argmax(axis=1).astype(np.int64), "target": self.target.astype(np.int64),
+                "pathway_names": np.array(self.pathway_names, dtype=str), "pathway_maps": self.pathway_maps,
+                "pathway_importance": self.pathway_importance, "importance_fallback": self.importance_fallback,
+                "logit_full": self.logit_full.astype(np.float64), "logit_ablated": self.logit_ablated, "cpa_score": self.cpa_score,
+                "dominant_pathway": self.dominant_pathway.astype(np.int64)}
 
 
 def _normalise_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +153,7 @@ def explain_scan_batch(model: torch.nn.Module, scans: Sequence[np.ndarray], crop
 def explain_to_files(model: torch.nn.Module, scans, dataset, out_dir: str | Path, *, target: str = "true",
                      crop_length: int, device: torch.device | str = "cpu", batch_size: int = 8,
                      run: dict | None = None) -> list[Path]:
-    """Write ``subj_<scan_id>.npz`` for each scan (DESIGN §6 schema) into ``out_dir``.
+    """Write ``subj_<scan_id>.npz`` for each scan (the schema of :mod:`neurossm.explain.files`) into ``out_dir``.
 
     ``run`` (from :func:`neurossm.explain.files.run_record`) records in each file the run, model, seed and fold it came
     from, so that maps of different runs are never pooled unknowingly.
@@ -156,21 +167,15 @@ def explain_to_files(model: torch.nn.Module, scans, dataset, out_dir: str | Path
         chunk = scans[b : b + batch_size]
         res = explain_scan_batch(model, [s.timeseries for s in chunk], crop_length,
                                  targets=[s.label for s in chunk] if target == "true" else None, device=device)
-        probs = np.exp(res.logits - res.logits.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
+        arrays = res.arrays()
+        names = arrays.pop("pathway_names")
         for i, scan in enumerate(chunk):
             path = write_cpa_file(
                 file_path(out_dir, scan.scan_id),
                 scan_id=np.str_(scan.scan_id), subject_id=np.str_(scan.subject_id),
-                label=np.int64(scan.label), pred=np.int64(probs[i].argmax()), probs=probs[i],
-                class_names=np.array(dataset.class_names, dtype=str),
-                pathway_names=np.array(res.pathway_names, dtype=str),
-                pathway_maps=res.pathway_maps[i], pathway_importance=res.pathway_importance[i],
-                importance_fallback=np.bool_(res.importance_fallback[i]),
-                logit_full=np.float64(res.logit_full[i]), logit_ablated=res.logit_ablated[i],
-                cpa_score=res.cpa_score[i], dominant_pathway=res.dominant_pathway[i].astype(np.int64),
-                target=np.int64(res.target[i]), target_mode=np.str_(target),
-                atlas=np.str_(dataset.atlas), n_rois=np.int64(dataset.n_rois),
+                label=np.int64(scan.label), class_names=np.array(dataset.class_names, dtype=str),
+                pathway_names=names, **{k: v[i] for k, v in arrays.items()},
+                target_mode=np.str_(target), atlas=np.str_(dataset.atlas), n_rois=np.int64(dataset.n_rois),
                 **(run or {}),
             )
             written.append(path)

@@ -234,22 +234,33 @@ def stream_statistics(y: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return torch.cat([(h * y).mean(dim=1), (h.pow(2) * y).mean(dim=1)], dim=-1)
 
 
+def lift_series(x: torch.Tensor) -> torch.Tensor:
+    """Each ROI's series at unit mean square and its square about 1: ``(B, R, T)`` → ``(B, T, R, 2)``.
+
+    With the square beside the series, the lagged products that :func:`stream_statistics` pools
+    include ``E[x(t)² x(t − k)]``, the third-order products whose asymmetry in time tells a
+    response's rise from its decay; the series alone gives only its autocovariance, which is the
+    same forwards and backwards.
+    """
+    u = x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + 1e-8)  # (B, R, T)
+    return rearrange(torch.stack([u, u.pow(2) - 1], dim=-1), "b r t c -> b t r c")  # (B, T, R, 2)
+
+
 class DirectionReadout(nn.Module):
     """What a selective state-space model reads from a sequence played forwards that it does not
     read from the same sequence played backwards.
 
     One :class:`~neurossm.ssm.mamba.Mamba` (one set of weights) runs over the features ``h`` in
-    time order and over ``h`` reversed; each stream is pooled over time
-    (:func:`stream_statistics`: mean and log energy of every output feature) and the result is
-    the forward stream's statistics minus the backward stream's, ``(B, [G,] 2 d)``. Pooling does
-    not depend on the order of time steps, so reversing ``h`` swaps the two streams: the read-out
-    changes sign exactly, and it is zero for a sequence that reads the same both ways. The
-    statistics every other part pools (energies, tail weights, autocorrelations) are unchanged
-    by a reversal; this one carries what they cannot: which way a response's shape runs, which
-    region leads another. Without the state-space layer the two streams would be the same
-    per-step map pooled over the same steps, and the difference would vanish: the causal scan is
-    what reads order here (its gate ``silu(z(t))`` times a state built from the past gives lagged
-    products of past and present, whose asymmetry in time is the signal).
+    time order and over ``h`` reversed; each stream is pooled over time against its own input
+    (:func:`stream_statistics`: the mean products of the stream with ``h`` and with ``h²``), and
+    the result is the forward stream's statistics minus the backward stream's, ``(B, [G,] 2 d)``.
+    Pooling does not depend on the order of time steps, so reversing ``h`` swaps the two streams:
+    the read-out changes sign exactly, and it is zero for a sequence that reads the same both
+    ways. The statistics every other part pools (energies, tail weights, autocorrelations) are
+    unchanged by a reversal; this one carries what they cannot: which way a response's shape runs,
+    which region leads another. The state is what reads order here: the stream at ``t`` summarises
+    the past (forwards) or the future (backwards), and its products with the present are lagged
+    products whose asymmetry in time is the signal.
     """
 
     def __init__(self, d_model: int, d_state: int, d_conv: int, expand: int, backend: str) -> None:
@@ -295,6 +306,9 @@ class Pathway(nn.Module):
         self.out = nn.Sequential(nn.Dropout(drop_prob), nn.Linear(n_out, d_model)) if n_out != d_model else None
         self.direction = DirectionReadout(width, d_state, d_conv, expand, backend) if direction else None
         if direction:
+            # its own spatial filters, of the series without the scan's shared components: the
+            # strong shared fluctuations are reversible and would drown the lagged products
+            self.direction_embed = nn.Linear(n_rois, width)
             self.direction_out = nn.Linear(self.direction.out_features, d_model)
 
     def forward(self, xp: torch.Tensor, roi_statistics: list | None = None) -> torch.Tensor:
@@ -305,8 +319,14 @@ class Pathway(nn.Module):
         v = self.pool(self.norm(h))  # (B, width), or (B, 2 width) for moments
         v = self.out(v) if self.out is not None else v  # (B, d_model)
         if self.direction is not None:
-            v = v + self.direction_out(self.direction(h))  # (B, d_model)
+            v = v + self.direction_out(self.direction_features(xp))  # (B, d_model)
         return v
+
+    def direction_features(self, xp: torch.Tensor) -> torch.Tensor:
+        """The :class:`DirectionReadout` of this part's own spatial filters of the series without
+        the scan's shared components: ``(B, R, T_s)`` → ``(B, 2 width)``."""
+        g = self.direction_embed(rearrange(remove_shared_components(xp), "b r t -> b t r"))  # (B, T_s, width)
+        return self.direction(g)  # (B, 2 width)
 
 
 class RoiPathway(nn.Module):
@@ -352,9 +372,9 @@ class RoiPathway(nn.Module):
         nn.init.zeros_(self.correction.weight)
         nn.init.zeros_(self.correction.bias)
         self.pool = TemporalPooling(pooling, roi_channels)
-        # weights shared by all ROIs, like the stem: one grouped scan per direction
-        self.direction = (DirectionReadout(roi_d_model, roi_d_state, d_conv, expand, backend) if direction
-                          else None)
+        # each ROI's own series at full resolution, lifted to (x, x² - 1); weights shared by all
+        # ROIs, like the stem: one grouped scan per direction
+        self.direction = DirectionReadout(2, roi_d_state, d_conv, expand, backend) if direction else None
         n_stats = (self.pool.out_features + roi_channels * len(self.lags)
                    + (self.direction.out_features if direction else 0))
         self.drop = nn.Dropout(drop_prob)
@@ -403,8 +423,8 @@ class RoiPathway(nn.Module):
     def roi_features(self, xp: torch.Tensor) -> torch.Tensor:
         """Each ROI's pooled statistics ``(B, R, n_stats)``: ``pooling``'s, then the
         autocorrelations at ``lags`` (:func:`autocorrelations`, computed patch-wise by
-        :func:`held_autocorrelations`), then the direction read-out of the ROI's features
-        (:class:`DirectionReadout`)."""
+        :func:`held_autocorrelations`), then the direction read-out of the ROI's series
+        (:class:`DirectionReadout` of :func:`lift_series`)."""
         x, h = self.encode(xp)
         c = self.correction(h)  # (B, T_p, R, channels)
         parts = [self.pool(self._held(x, c))]  # (B, R, ·)
@@ -412,7 +432,7 @@ class RoiPathway(nn.Module):
             c = rearrange(c, "b p r c -> b r c p").contiguous()  # (B, R, channels, T_p)
             parts.append(held_autocorrelations(x, c, self.patch, self.lags))  # (B, R, C·L)
         if self.direction is not None:
-            parts.append(self.direction(h))  # (B, R, 2 roi_d_model)
+            parts.append(self.direction(lift_series(x)))  # (B, R, 4)
         return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]  # (B, R, n_stats)
 
     def forward(self, xp: torch.Tensor, roi_statistics: list | None = None) -> torch.Tensor:
@@ -469,14 +489,14 @@ _FIRST_ROI_WISE = {"roi_remove_shared": False, "roi_n_layers": None, "roi_lags":
         "raw_multiscale": {"forms": ("raw",)},
         "diff_multiscale": {"forms": ("diff",)},
         "single_scale": {"scales": (1,)},
-        # the encoder ablations (docs/models.md: what was measured)
+        # the encoder ablations (docs/models.md, Presets and ablations; their history: docs/design-log.md)
         "time": {"encoder": "time", "pooling": "mean", "d_model": 64, "time_d_model": None, "drop_prob": 0.1},
         "time_moments": {"encoder": "time"},
         "roi_only": {"encoder": "roi"},
         "keep_shared": {"roi_remove_shared": False},
         "roi_mamba": {"roi_n_layers": None},
         "no_lags": {"roi_lags": None},
-        # the direction read-out in both parts (docs/models.md: not yet above chance on the order kinds)
+        # the direction read-out in both parts (docs/models.md, Reading the order of time)
         "order_readout": {"order_readout": "both"},
         "hybrid": dict(_FIRST_ROI_WISE),
         "roi": {"encoder": "roi", **_FIRST_ROI_WISE},
@@ -544,8 +564,8 @@ class NeuroSSM(nn.Module):
         statistics, which changes sign when a scan is reversed): ``"none"`` (default: the ROI-wise
         statistics are then unchanged by a reversal), ``"both"``, ``"roi"`` (each ROI's own
         features: the shape of its responses) or ``"time"`` (the spatial filters' outputs: which
-        region leads). Experimental: on the suite's order kinds it carries direction (the reversal
-        diagnostic) but has not yet learned to use it from 128 training scans (docs/models.md).
+        region leads). Experimental until the whole suite has measured it (docs/models.md,
+        Reading the order of time).
     time_d_model : int or None
         ``"time"`` part: width of the per-time-step embedding and its Mamba (``None``, ``--config time_d_model=null``: ``d_model``).
     roi_mixer : str

@@ -147,7 +147,8 @@ class RayExecutor:
     num_cpus : int, optional
         CPUs of the local instance (default: all of this machine's); ignored with ``address``.
     max_retries : int
-        Times Ray reruns a unit whose worker process died (1, as DESIGN.md §8 says).
+        Times Ray reruns a unit whose worker process died (1: a unit writes only its own folder, so a
+        rerun is safe; docs/architecture.md).
     """
 
     name = "ray"

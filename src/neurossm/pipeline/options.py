@@ -67,5 +67,4 @@ def load_experiment_dataset(opts: ExperimentOptions) -> ScanDataset:
 
 def training_config_of(config: dict[str, Any]) -> TrainingConfig:
     """The training settings saved in a run's ``config.json``."""
-    names = {f.name for f in dataclasses.fields(TrainingConfig)}
-    return TrainingConfig(**{k: v for k, v in config["training"].items() if k in names})
+    return TrainingConfig.from_dict(config["training"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import shutil
 import uuid
@@ -36,7 +37,7 @@ from ..log import get_logger
 from ..models.registry import get_model
 from ..training import distributed
 from ..training.device import resolve_device
-from ..training.results import RunDirectory
+from ..training.results import RunDirectory, check_run_files
 from .executors import InlineExecutor, UnitOutcome, UnitTask
 from .options import ExperimentOptions, load_experiment_dataset
 from .summarize import summarize_run
@@ -62,14 +63,20 @@ def _new_run_dir(opts: ExperimentOptions, dataset_name: str, model_name: str) ->
     name = opts.run_name or datetime.now(timezone.utc).strftime("run-%Y%m%d-%H%M%S")
     path = Path(opts.results_root) / dataset_name / model_name / name
     if RunDirectory(path).config_path.exists():
-        raise ConfigError(f"{path} already holds a run; pass --resume {path} to continue it, or another --run-name")
+        raise _already_a_run(path)
     return path
+
+
+def _already_a_run(path: Path) -> ConfigError:
+    return ConfigError(f"{path} already holds a run; pass --resume {path} to continue it, or another --run-name")
 
 
 def _check_resume(run_dir: Path, opts: ExperimentOptions) -> None:
     rd = RunDirectory(run_dir)
     if not rd.config_path.is_file():
         raise ConfigError(f"--resume {run_dir}: no config.json there; is it a run folder?")
+    check_run_files(rd)  # before any fold trains: a damaged file is named now, not after the last fold
+    rd.check_model_format()
     saved = rd.read_config()["options"]
     now = _normalise(opts.fingerprint())
     diff = sorted(k for k in now if saved.get(k) != now[k])
@@ -122,31 +129,83 @@ def run_experiment(opts: ExperimentOptions, dataset: ScanDataset | None = None, 
     # no folder behind that would block its name or refuse a corrected --resume.
     splits_by_seed = {seed: make_splits(dataset, seed, opts.folds, training.val_fraction,
                                         single=opts.skip_cross_validation) for seed in opts.seeds}
+    _select_units([s for splits in splits_by_seed.values() for s in splits], opts.only)
     # The constructor's own checks (choices, a crop too short for the model) before any training.
-    spec.build(dataset.n_rois, dataset.n_classes, dataset.crop_length, model_config)
-    # Rank 0 names the run (the default name is a timestamp) and checks it before anyone writes there.
-    run_dir = distributed.broadcast(_run_dir_of(opts, info.name, spec.name) if ranks.is_main else None)
+    _build_once(spec, dataset, model_config, opts)
+    # Rank 0 names the run (the default name is a timestamp), checks it and claims it before anyone
+    # writes there; a new run's folder is made by exactly one process (os.mkdir fails for the other).
+    created = False
+    if ranks.is_main:
+        run_dir = _run_dir_of(opts, info.name, spec.name)
+        shared = RunDirectory(run_dir).config_path.is_file()  # --resume, or an --only job after the first
+        if not shared:
+            check_writable(run_dir, f"--results-root {opts.results_root}")
+        # A new run's id; a run that exists keeps the one in its config.json (every --only job of it too).
+        run_id = RunDirectory(run_dir).run_id() if shared else uuid.uuid4().hex[:12]
+        if opts.analysis:
+            cpa_files.check_folder_is_this_runs(cpa_files.dataset_dir(opts.analysis_root, dataset.name), run_id,
+                                                f"--analysis-root {opts.analysis_root}")
+        if not shared and not opts.only:
+            run_dir = _claim_run_dir(run_dir, numbered=not opts.run_name)
+            created = True
+    run_dir, run_id = distributed.broadcast((run_dir, run_id) if ranks.is_main else None)
     rd = RunDirectory(run_dir)
-    shared = rd.config_path.is_file()  # --resume, or an --only job after the run's first one
-    if not shared:
-        check_writable(run_dir, f"--results-root {opts.results_root}")
-    # A new run's id; a run that exists keeps the one in its config.json (every --only job of it too).
-    run_id = distributed.broadcast(rd.run_id() if shared else uuid.uuid4().hex[:12])
-    if opts.analysis:
-        cpa_files.check_folder_is_this_runs(cpa_files.dataset_dir(opts.analysis_root, dataset.name), run_id,
-                                            f"--analysis-root {opts.analysis_root}")
-    # A folder is removed on failure only when it is this run's own: made now, or being resumed.
-    # Never for --only: other jobs of the run may be writing into it.
-    ours = not opts.only and (bool(opts.resume) or not run_dir.exists())
     try:
         return _run_units(opts, info, spec, model_config, training, dataset, device, ranks, executor, rd,
                           splits_by_seed, run_id)
+    except KeyboardInterrupt:
+        if ranks.is_main:
+            _after_interrupt(rd, created)
+        raise
     except Exception:
-        if ours and ranks.is_main and not rd.completed_folds() and run_dir.is_dir():
-            # Nothing finished is lost; keeping the folder would block --run-name and refuse --resume.
+        # Only a folder this process made is removed (never one a concurrent run or an --only job
+        # made, nor a resumed one), and only while nothing in it is finished: keeping it would
+        # block --run-name and refuse --resume.
+        if created and not rd.completed_folds() and run_dir.is_dir():
             shutil.rmtree(run_dir)
             log.error("the run failed before any fold finished; removed %s", run_dir)
         raise
+
+
+def _build_once(spec, dataset: ScanDataset, model_config: dict[str, Any], opts: ExperimentOptions) -> None:
+    """A trial build; a crop the model refuses is traced to the scans that set it."""
+    try:
+        spec.build(dataset.n_rois, dataset.n_classes, dataset.crop_length, model_config)
+    except ConfigError as exc:
+        if opts.crop_length is not None or "crop" not in str(exc):
+            raise
+        shortest = sorted((s for s in dataset.scans if s.n_times == dataset.crop_length), key=lambda s: s.scan_id)
+        names = ", ".join(f"{s.scan_id} ({s.meta.get('source', dataset.name)})" for s in shortest[:5])
+        raise ConfigError(f"{exc}. The crop length {dataset.crop_length} is the shortest scan's: {names}"
+                          f"{' and more' if len(shortest) > 5 else ''}. Drop the scans too short for {spec.name}, "
+                          "or pass a --crop-length it accepts (shorter scans are then left out)") from None
+
+
+def _claim_run_dir(path: Path, numbered: bool) -> Path:
+    """Make a new run's folder, failing if it exists; a default (timestamp) name gets a number instead."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidates = [path, *(path.with_name(f"{path.name}-{i}") for i in range(2, 100))] if numbered else [path]
+    for candidate in candidates:
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            continue
+    if RunDirectory(path).config_path.exists():
+        raise _already_a_run(path)
+    raise ConfigError(f"{path} exists but holds no run: another `neurossm train` may be starting into it right now, "
+                      "or it is a folder of your own. Pass another --run-name (or remove the folder if no run is "
+                      "starting there)")
+
+
+def _after_interrupt(rd: RunDirectory, created: bool) -> None:
+    done = rd.completed_folds()
+    if created and not done and rd.root.is_dir():
+        shutil.rmtree(rd.root)
+        log.error("interrupted before any fold finished; removed %s (nothing was lost)", rd.root)
+    elif rd.config_path.is_file():
+        log.error("interrupted: %d finished fold(s) are kept in %s; continue with --resume %s", len(done), rd.root,
+                  rd.root)
 
 
 def _run_units(opts: ExperimentOptions, info, spec, model_config: dict[str, Any], training, dataset: ScanDataset,
@@ -165,6 +224,8 @@ def _run_units(opts: ExperimentOptions, info, spec, model_config: dict[str, Any]
                      else "features of the whole scan; fitted on the whole training fold (train + validation)"},
         "dataset": {"name": info.name, "atlas": dataset.atlas, "n_rois": dataset.n_rois,
                     "class_names": list(dataset.class_names), "target": info.target},
+        # Where the CPA files go (absolute: the report looks there whatever its working directory).
+        "analysis": {"root": str(Path(opts.analysis_root).absolute())} if opts.analysis else None,
         "versions": _versions(),
     }
     if ranks.is_main:

@@ -9,6 +9,7 @@ splits) are written before any unit starts and the summary after all have finish
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +24,14 @@ from ..data.splits import Split
 from ..errors import ConfigError
 from ..explain import files as cpa_files
 from ..explain.contract import check_explainable
+from ..io import to_json
 from ..log import get_logger
 from ..models.registry import ModelSpec, get_model
-from ..training import distributed
+from ..training import distributed, threads
 from ..training.device import resolve_device
 from ..training.estimators import Estimator, make_estimator
 from ..training.metrics import classification_metrics
+from ..training.model_file import MODEL_FILE, data_fingerprint, describe, load_estimator, write_model_file
 from ..training.results import RunDirectory, predictions_frame
 from .options import ExperimentOptions, load_experiment_dataset, training_config_of
 
@@ -74,6 +77,7 @@ class UnitContext:
         rd = RunDirectory(run_dir)
         if not rd.config_path.is_file():
             raise ConfigError(f"--run {rd.root}: no config.json there; pass a folder written by `neurossm train`")
+        rd.check_model_format()
         config = rd.read_config()
         opts = ExperimentOptions.from_config(config)
         if data_root:
@@ -143,14 +147,20 @@ def fit_unit(ctx: UnitContext, split: Split, *, model_seed: int | None = None) -
                     "averages ROC-AUC over the folds where it is defined and says how many", split.seed,
                     split.fold, ctx.dataset.class_names[test[0].label] if test else "?")
     if ctx.run is not None:
-        est.save(ctx.run.fold_dir(split.seed, split.fold) / est.checkpoint_name)
+        fitted_on = [*train, *val]
+        info = describe(est, classes=ctx.dataset.class_names, atlas=ctx.dataset.atlas, standardize=True,
+                        training_data={"dataset": ctx.dataset.name, "n_scans": len(fitted_on), "run_id": ctx.run_id,
+                                       "seed": split.seed, "fold": split.fold,
+                                       "fingerprint": data_fingerprint([s.timeseries for s in fitted_on],
+                                                                       [s.label for s in fitted_on])})
+        write_model_file(ctx.run.model_path(split.seed, split.fold), info, est.get_state())
     if ctx.analysis_root is not None:
         explain_unit(ctx, est, split, test)
     selected = [h for h in est.history if h.get("selected")]
     metrics = {"seed": split.seed, "fold": split.fold, "test": test_metrics,
                "n_train": len(train), "n_val": len(val), "n_test": len(test),
                "selected_epoch": selected[0]["epoch"] if selected else None,
-               "fit_seconds": fit_seconds, "checkpoint": est.checkpoint_name}
+               "fit_seconds": fit_seconds, "threads": threads.current().to_dict(), "checkpoint": MODEL_FILE}
     if est.fitted_params():  # what a closed-form model's inner cross-validation chose
         metrics["hyperparameters"] = est.fitted_params()
     if ctx.run is not None:
@@ -164,14 +174,24 @@ def fit_unit(ctx: UnitContext, split: Split, *, model_seed: int | None = None) -
 
 
 def load_unit(ctx: UnitContext, split: Split) -> Estimator | None:
-    """The fitted estimator of a finished unit from its checkpoint (``None`` when there is none)."""
+    """The fitted estimator of a finished unit from its saved model (``None`` when there is none).
+
+    The model file describes itself; it must describe the model and options of the run's
+    ``config.json``, or the error names both.
+    """
     if ctx.run is None:
         raise ValueError("load_unit needs a context with a run folder")
-    est = ctx.estimator(seed=0)
-    ckpt = ctx.run.fold_dir(split.seed, split.fold) / est.checkpoint_name
-    if not ckpt.is_file():
+    path = ctx.run.model_path(split.seed, split.fold)
+    if not path.is_file():
         return None
-    est.load(ckpt)
+    info, est = load_estimator(path, ctx.device)
+    saved, run = json.loads(to_json(info.options)), json.loads(to_json(ctx.model_config))
+    if info.model != ctx.spec.name or saved != run:
+        diff = sorted(k for k in {*saved, *run} if saved.get(k) != run.get(k))
+        raise ConfigError(f"{path}: a {info.model} model with options {', '.join(f'{k}={saved.get(k)!r}' for k in diff)}, "
+                          f"but the run's config.json says {ctx.spec.name} with "
+                          f"{', '.join(f'{k}={run.get(k)!r}' for k in diff)}; was a file of the run edited or "
+                          "copied from another run? Train the run again")
     return est
 
 

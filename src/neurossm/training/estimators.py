@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,7 +22,6 @@ import torch.nn.functional as F
 from ..config import TrainingConfig
 from ..data.preprocess import random_crop, window_batches
 from ..errors import ConfigError
-from ..io import atomic_path
 from ..log import get_logger, progress
 from ..models.registry import ModelSpec
 from . import distributed
@@ -45,9 +43,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Estimator:
-    """Common interface: ``fit``, ``predict_logits``, ``save``/``load``, ``history``."""
+    """Common interface: ``fit``, ``predict_logits``, ``get_state``/``set_state``, ``history``.
 
-    checkpoint_name = "checkpoint"
+    The fitted state is what :mod:`neurossm.training.model_file` saves beside the model's
+    description: a torch model's ``state_dict``, or a closed-form model's fitted arrays.
+    """
 
     def __init__(self, spec: ModelSpec, config: dict[str, Any], n_rois: int, n_classes: int,
                  crop_length: int, training: TrainingConfig, device: torch.device, seed: int) -> None:
@@ -72,11 +72,17 @@ class Estimator:
     def predict_proba(self, X: Sequence[np.ndarray]) -> np.ndarray:
         return softmax(self.predict_logits(X))
 
+    def get_state(self) -> dict[str, Any]:
+        """The fitted state: name → tensor or array."""
+        raise NotImplementedError
+
+    def set_state(self, state: dict[str, Any], where: str) -> None:
+        """Put a saved ``get_state()`` back; ``where`` (the file) names it in errors."""
+        raise NotImplementedError
+
 
 class TorchEstimator(Estimator):
     """Mini-batch training of a registered ``nn.Module`` on random crops."""
-
-    checkpoint_name = "checkpoint.pt"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -188,21 +194,19 @@ class TorchEstimator(Estimator):
             outs.append(self.module(xb).float().cpu().numpy())
         return _average_by_owner(np.concatenate(outs), owners, len(X))
 
-    def save(self, path: str | Path) -> None:
-        with atomic_path(path) as tmp:
-            torch.save(self.module.state_dict(), tmp)
+    def get_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
 
-    def load(self, path: str | Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
+    def set_state(self, state: dict[str, Any], where: str) -> None:
         try:
-            self.module.load_state_dict(state)
+            self.module.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
         except RuntimeError as err:
-            # a run trained with options (or defaults of another version) that build another network
+            # weights of another network than the options build (a file edited by hand, or a
+            # constructor whose defaults changed the network's shape since it was saved)
             first = str(err).splitlines()[1:2] or [str(err)]
             raise ConfigError(
-                f"{path}: the checkpoint does not fit {self.spec.name} built with {self.config} "
-                f"({first[0].strip()}); it was trained with other options, e.g. defaults of an earlier "
-                f"version: pass the options it was trained with (--config KEY=VALUE) or train it again"
+                f"{where}: the weights do not fit {self.spec.name} built with {self.config} "
+                f"({first[0].strip()}); they were trained with other options: train the model again"
             ) from None
 
 
@@ -215,8 +219,6 @@ class FeatureEstimator(Estimator):
     shrink their training set. Crops do not apply: features (a correlation matrix, catch22
     statistics) are computed on each whole scan, whatever its length.
     """
-
-    checkpoint_name = "checkpoint.npz"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -250,15 +252,16 @@ class FeatureEstimator(Estimator):
         out[:, np.asarray(classes, dtype=np.int64)] = logp
         return out
 
-    def save(self, path: str | Path) -> None:
-        state = self.model.get_state()
-        from ..io import write_npz
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in self.model.get_state().items()}
 
-        write_npz(path, **state)
-
-    def load(self, path: str | Path) -> None:
-        with np.load(path, allow_pickle=False) as data:
-            self.model.set_state({k: data[k] for k in data.files})
+    def set_state(self, state: dict[str, Any], where: str) -> None:
+        arrays = {k: v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v) for k, v in state.items()}
+        try:
+            self.model.set_state(arrays)
+        except (KeyError, ValueError) as err:
+            raise ConfigError(f"{where}: the fitted arrays do not fit {self.spec.name} ({type(err).__name__}: "
+                              f"{err}); train the model again") from None
 
 
 def make_estimator(spec: ModelSpec, config: dict[str, Any], **kwargs: Any) -> Estimator:

@@ -8,7 +8,8 @@
         splits/seed_<S>.json   the folds of seed S (scan ids per side), reproducible from S
         logs/seed_<S>_fold_<k>.log   each unit's log, whichever process or machine ran it
         seed_<S>/fold_<k>/     metrics.json (written last: the fold's "done" marker),
-                               predictions.csv, history.csv, checkpoint.*
+                               predictions.csv, history.csv, model.pt (the fitted model,
+                               :mod:`neurossm.training.model_file`)
         fold_metrics.csv       one row per (seed, fold)
         predictions.csv        every test prediction
         summary.json           test metrics as {"mean", "std"} over all folds and seeds, and
@@ -31,10 +32,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataNotFoundError
+from ..errors import ConfigError, DataFormatError, DataNotFoundError
 from ..io import read_csv_or_none, read_json, to_json, write_dataframe, write_json, write_once
 from ..log import get_logger
 from .metrics import METRICS, mean_std, n_defined
+from .model_file import MODEL_FILE
 
 log = get_logger(__name__)
 
@@ -65,6 +67,29 @@ class RunDirectory:
 
     def splits_path(self, seed: int) -> Path:
         return self.root / "splits" / f"seed_{seed}.json"
+
+    def model_path(self, seed: int, fold: int) -> Path:
+        """The fold's saved model (:mod:`neurossm.training.model_file`)."""
+        return self.fold_dir(seed, fold) / MODEL_FILE
+
+    def model_paths(self) -> list[Path]:
+        """The saved model of every finished fold, by (seed, fold)."""
+        return [self.model_path(s, f) for s, f in self.completed_folds() if self.model_path(s, f).is_file()]
+
+    def check_model_format(self) -> None:
+        """Refuse a run whose finished folds saved weights-only checkpoints (neurossm 0.1).
+
+        Those checkpoints do not say which network they belong to, so this version neither
+        explains, predicts with, nor resumes such a run.
+        """
+        old = sorted(self.root.glob("seed_*/fold_*/checkpoint.*"))
+        if old:
+            made_by = self.read_optional_json("config.json").get("versions", {}).get("neurossm", "0.1")
+            raise ConfigError(
+                f"{self.root}: made by neurossm {made_by}, whose folds saved weights-only checkpoints "
+                f"({old[0].relative_to(self.root)}); this neurossm version saves self-describing models "
+                f"({MODEL_FILE}) and cannot use those: train the run again (a new --run-name), or use "
+                f"neurossm {made_by} for this one")
 
     def fold_done(self, seed: int, fold: int) -> bool:
         return (self.fold_dir(seed, fold) / "metrics.json").is_file()
@@ -189,3 +214,66 @@ def predictions_frame(scans, probs: np.ndarray, class_names: tuple[str, ...]) ->
     for c, name in enumerate(class_names):
         frame[f"prob_{name}"] = probs[:, c]
     return frame
+
+
+def check_run_files(rd: RunDirectory) -> None:
+    """Refuse a run whose own files are damaged, naming each one, before ``--resume`` or
+    ``explain`` starts (not after the remaining folds have trained).
+
+    Checked: ``config.json``, ``dataset.json`` and every ``splits/seed_<S>.json`` parse as JSON of
+    the expected kind; each finished fold's ``metrics.json`` parses and holds its test metrics; the
+    fold's saved model is there, not empty, and (zip-based: ``torch.save``, ``.npz``) passes its
+    CRC check, so a truncated one is found without unpickling anything.
+    """
+    import zipfile
+
+    problems: list[str] = []
+
+    def json_of(path: Path, kind: type) -> Any:
+        try:
+            value = read_json(path)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path}: not valid JSON ({' '.join(str(exc).split())})")
+            return None
+        if not isinstance(value, kind):
+            problems.append(f"{path}: holds a {type(value).__name__}; expected a JSON {kind.__name__}")
+            return None
+        return value
+
+    config = json_of(rd.config_path, dict) if rd.config_path.is_file() else None
+    if config is not None and not isinstance(config.get("options"), dict):
+        problems.append(f"{rd.config_path}: has no 'options'; it was not written by `neurossm train`")
+    if (rd.root / "dataset.json").is_file():
+        json_of(rd.root / "dataset.json", dict)
+    for path in sorted(rd.root.glob("splits/seed_*.json")):
+        json_of(path, list)
+    for seed, fold in rd.completed_folds():
+        d = rd.fold_dir(seed, fold)
+        metrics = json_of(d / "metrics.json", dict)
+        if metrics is not None and not isinstance(metrics.get("test"), dict):
+            problems.append(f"{d / 'metrics.json'}: has no test metrics")
+        named = metrics.get("checkpoint") if metrics is not None else None
+        if named and not (d / named).is_file():
+            problems.append(f"{d / named}: missing (metrics.json names it)")
+        saved = (p for p in d.iterdir() if p.is_file() and not p.name.startswith(".")  # not a write in progress
+                 and p.suffix not in (".json", ".csv", ".log"))
+        for path in sorted(saved):
+            if path.stat().st_size == 0:
+                problems.append(f"{path}: empty (0 bytes)")
+                continue
+            with open(path, "rb") as fh:
+                zipped = fh.read(2) == b"PK"
+            if zipped:
+                try:
+                    with zipfile.ZipFile(path) as archive:
+                        bad = archive.testzip()
+                except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                    bad = f"({exc})"
+                if bad is not None:
+                    problems.append(f"{path}: truncated or damaged (zip check failed at {bad})")
+    if problems:
+        listed = "\n  ".join(problems)
+        raise DataFormatError(
+            f"{rd.root}: {len(problems)} damaged file(s) in the run:\n  {listed}\nA fold whose files are damaged "
+            "trains again once its folder (seed_<S>/fold_<k>) is removed; a damaged config.json or split file "
+            "means the run must be started again (a new --run-name)")
