@@ -8,7 +8,8 @@ For a representation ``f`` (a model's logits, or one of NeuroSSM's internal read
 the change a reversal makes, relative to how much ``f`` differs between scans. A representation
 blind to the direction of time scores 0 (every statistic that a reversal leaves unchanged: energy,
 tail weight, autocorrelation, spectrum, zero-lag connectivity); one that changes sign under a
-reversal and is otherwise unrelated across scans scores about √2. The score says what *can* carry
+reversal scores about 2, and one whose value for the reversed scan is unrelated to its value for
+the scan about √2. The score says what *can* carry
 direction, not what a trained model does with it: deep models are measured as initialised (three
 initialisation seeds; the scale of the numbers does not depend on training), closed-form baselines
 after fitting on the scans (their features are fixed, the classifier on top is linear). An ablation
