@@ -52,12 +52,11 @@ def reversal_score(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -
 
 def neurossm_parts(model, x: torch.Tensor) -> dict[str, float]:
     """The score of each part of every pathway of a NeuroSSM module (as built, eval mode)."""
-    from neurossm.models.neurossm import HybridPathway, Pathway, RoiPathway
+    from neurossm.models.neurossm import HybridPathway, Pathway, RoiPathway, pathway_signal
 
     out: dict[str, float] = {}
     for name, pathway, (form, scale) in zip(model.pathway_names, model.pathways, model.pathway_specs):
         def inputs(z, form=form, scale=scale):
-            from neurossm.models.neurossm import pathway_signal
             return pathway_signal(z, form, scale)
 
         roi = pathway.roi if isinstance(pathway, HybridPathway) else pathway if isinstance(pathway, RoiPathway) else None
